@@ -1,0 +1,1 @@
+"""Latent Lab engine: data, checkpoints, training, evaluation and the model layer the app calls."""

@@ -1,0 +1,98 @@
+"""MNIST / Fashion-MNIST as whole tensors, binarized the way the VAE literature does.
+
+The data root comes from ``$LATENT_LAB_DATA`` (for example ``../shared/datasets``); when
+unset, ``~/.cache/latent-lab/datasets`` is used and torchvision downloads the files there.
+A read-only root (the shared copy) is mirrored into the writable cache first, because
+torchvision unpacks the ``.gz`` archives into ``raw/`` beside them.
+
+>>> x, y = load_split("mnist", train=False)   # doctest: +SKIP
+>>> x.shape, x.dtype                           # doctest: +SKIP
+(torch.Size([10000, 1, 28, 28]), torch.float32)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+DATA_ENV = "LATENT_LAB_DATA"
+CACHE_DIR = Path(os.environ.get("LATENT_LAB_CACHE", Path.home() / ".cache" / "latent-lab"))
+DATASETS = {"mnist": "MNIST", "fashion": "FashionMNIST"}
+CLASS_NAMES = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+TEST_BINARIZATION_SEED = 1234  # every model is scored on the same bits
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def check_dataset(name: str) -> str:
+    """Normalise a data-set name ('fashion-mnist' -> 'fashion'); raise on unknown names."""
+    key = name.lower().replace("_", "-")
+    key = {"fashion-mnist": "fashion", "fashionmnist": "fashion"}.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+    return key
+
+
+def data_root() -> Path:
+    """The folder that holds ``MNIST/`` and ``FashionMNIST/`` (torchvision layout)."""
+    env = os.environ.get(DATA_ENV)
+    return Path(env).expanduser() if env else CACHE_DIR / "datasets"
+
+
+def _writable_root(root: Path, folder: str) -> Path:
+    """Mirror ``root/folder/raw/*.gz`` into the cache when ``root`` is read-only."""
+    raw = root / folder / "raw"
+    if not raw.is_dir() or os.access(raw, os.W_OK):
+        return root
+    cache = CACHE_DIR / "datasets"
+    dst = cache / folder / "raw"
+    dst.mkdir(parents=True, exist_ok=True)
+    for src in raw.glob("*.gz"):
+        target = dst / src.name
+        if not target.exists() or target.stat().st_size != src.stat().st_size:
+            shutil.copyfile(src, target)
+    return cache
+
+
+# ----------------------------------------------------------------------------- loading
+
+@lru_cache(maxsize=8)
+def load_split(name: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images as float in [0, 1] of shape (N, 1, 28, 28) and labels (N,) int64."""
+    from torchvision import datasets  # imported lazily: the app does not need it to start
+
+    key = check_dataset(name)
+    folder = DATASETS[key]
+    root = _writable_root(data_root(), folder)
+    cls = getattr(datasets, folder)
+    ds = cls(root=str(root), train=train, download=True)
+    x = ds.data.unsqueeze(1).float().div_(255.0)  # (N, 1, 28, 28)
+    return x, ds.targets.long()
+
+
+def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One Bernoulli draw per pixel with the grey value as probability."""
+    return torch.bernoulli(x, generator=generator)
+
+
+@lru_cache(maxsize=4)
+def binarized_test_set(name: str) -> torch.Tensor:
+    """The test images binarized once with a fixed seed: (10000, 1, 28, 28) in {0, 1}."""
+    x, _ = load_split(name, train=False)
+    return binarize(x, torch.Generator().manual_seed(TEST_BINARIZATION_SEED))
+
+
+def batches(n: int, batch_size: int, generator: torch.Generator | None = None,
+            shuffle: bool = True, drop_last: bool = True):
+    """Index tensors for one epoch: a permutation cut into batches (no per-sample Python)."""
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last and n >= batch_size else n
+    yield from order[:stop].split(batch_size)

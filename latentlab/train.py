@@ -1,0 +1,294 @@
+"""Training engine and command line.
+
+    python -m latentlab.train --dataset mnist --model vae --prior realnvp --latent-dim 16 \
+        --epochs 30 --out checkpoints/mnist-flow-z16
+
+The whole training set sits on the training device as one tensor; each epoch is a random
+permutation cut into batches, and VAE batches are binarized afresh (dynamic binarization).
+``Trainer`` runs one epoch at a time and can save/restore its full state, which is what the
+app's Train tab and the ZeroGPU chunking use. Under ``torchrun`` each rank trains on its
+shard of every permutation with DistributedDataParallel and rank 0 writes the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from latentlab import data
+from latentlab.checkpoint import save_checkpoint
+from models import MODEL_KINDS
+
+
+@dataclass
+class TrainConfig:
+    """How to train (the model's own config says what to build)."""
+
+    dataset: str = "mnist"
+    model: str = "vae"                 # vae | vqvae | classifier
+    epochs: int = 30
+    batch_size: int = 128              # small enough for many updates per CPU minute
+    lr: float = 2e-3                   # Adam; decays with a cosine to lr * min_lr_ratio
+    min_lr_ratio: float = 0.05
+    kl_warmup_epochs: float = 0.0      # beta ramps linearly from 0 over this many epochs
+    seed: int = 0
+    subset: int = 0                    # train on the first N images only (0 = all)
+    device: str = "auto"               # auto = CUDA when present
+    bf16: bool = False                 # autocast on CUDA only
+    threads: int = 0                   # torch CPU threads (0 = torch's default)
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {platform.machine()})"
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def vae_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float | None) -> tuple:
+    out = model(x, beta=beta)
+    return out.loss, {"loss": out.loss, "rec_nll": out.rec_nll.mean(), "kl": out.kl.mean(),
+                      "elbo": out.elbo.mean()}
+
+
+def classifier_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float | None) -> tuple:
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    return loss, {"loss": loss, "acc": (logits.argmax(-1) == y).float().mean()}
+
+
+def vqvae_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float | None) -> tuple:
+    out = model(x)
+    logs = {k: v for k, v in out._asdict().items() if torch.is_tensor(v) and v.dim() == 0}
+    return out.loss, logs
+
+
+STEPS: dict[str, Callable] = {"vae": vae_step, "classifier": classifier_step, "vqvae": vqvae_step}
+BINARIZED = {"vae"}  # Bernoulli decoders see binary pixels; the others see grey levels
+
+
+# ----------------------------------------------------------------------------- engine
+
+class Trainer:
+    """One model, its optimizer and schedule, and the data on the device.
+
+    >>> t = Trainer(VAE(VAEConfig()), TrainConfig(epochs=1, subset=256))   # doctest: +SKIP
+    >>> logs = t.run_epoch()                                              # doctest: +SKIP
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig, kind: str | None = None):
+        self.cfg = cfg
+        self.kind = kind or cfg.model
+        self.device = pick_device(cfg.device)
+        self.rank, self.world = dist_info()
+        torch.manual_seed(cfg.seed)
+        x, y = data.load_split(cfg.dataset, train=True)
+        if cfg.subset:
+            x, y = x[: cfg.subset], y[: cfg.subset]
+        self.x, self.y = x.to(self.device), y.to(self.device)
+        self.model = model.to(self.device)
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.steps_per_epoch = max(1, (len(self.x) // self.world) // cfg.batch_size)
+        total = cfg.epochs * self.steps_per_epoch
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: cfg.min_lr_ratio + (1 - cfg.min_lr_ratio)
+            * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+        self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        self.epoch = 0
+        self.history: list[dict] = []
+
+    def _beta(self, step_in_epoch: int) -> float | None:
+        if self.kind != "vae" or self.cfg.kl_warmup_epochs <= 0:
+            return None
+        progress = (self.epoch + step_in_epoch / self.steps_per_epoch) / self.cfg.kl_warmup_epochs
+        return unwrap(self.model).config.beta * min(1.0, progress)
+
+    def _epoch_data(self) -> torch.Tensor:
+        if self.kind in BINARIZED:
+            g = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 100003 + self.epoch)
+            return torch.bernoulli(self.x, generator=g)
+        return self.x
+
+    def run_epoch(self, on_step: Callable[[int, dict], None] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> dict:
+        """Train one epoch; returns the epoch's mean of each logged term (and 'stopped')."""
+        self.model.train()
+        xs = self._epoch_data()
+        order = torch.randperm(len(xs), generator=self.generator).to(self.device)
+        order = order[self.rank:: self.world]  # this rank's shard of the shared permutation
+        sums: dict[str, torch.Tensor] = {}
+        n, stopped = 0, False
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16,
+                                  enabled=self.cfg.bf16 and self.device.type == "cuda")
+        for i, idx in enumerate(order.split(self.cfg.batch_size)[: self.steps_per_epoch]):
+            with autocast:
+                loss, logs = STEPS[self.kind](self.model, xs[idx], self.y[idx], self._beta(i))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            for k, v in logs.items():  # summed on the device: no host sync per step
+                sums[k] = sums.get(k, 0.0) + v.detach().float()
+            n += 1
+            if on_step is not None:
+                on_step(i, logs)
+            if should_stop is not None and should_stop():
+                stopped = True
+                break
+        self.epoch += 1
+        result = {k: (v / max(n, 1)).item() for k, v in sums.items()}
+        result.update(epoch=self.epoch, stopped=stopped)
+        self.history.append(result)
+        return result
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly where this trainer is (for chunked training)."""
+        return {"model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
+                "epoch": self.epoch, "history": list(self.history)}
+
+    def load_state_dict(self, state: dict) -> None:
+        unwrap(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["generator"])
+        self.epoch, self.history = state["epoch"], list(state["history"])
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def build_model_config(args: argparse.Namespace):
+    """The model's config dataclass from the command-line flags that apply to it."""
+    config_cls = MODEL_KINDS[args.model][0]
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
+    return config_cls(**values)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="mnist", type=data.check_dataset)
+    p.add_argument("--model", default="vae", choices=sorted(MODEL_KINDS))
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--data-root", help=f"data folder (default ${data.DATA_ENV} or the cache)")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in ("dataset", "model"):
+            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
+    # model flags: default None so each config's own defaults apply
+    p.add_argument("--latent-dim", type=int)
+    p.add_argument("--prior", choices=["normal", "realnvp"])
+    p.add_argument("--beta", type=float)
+    p.add_argument("--channels", type=int)
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--flow-layers", type=int)
+    p.add_argument("--flow-hidden", type=int)
+    p.add_argument("--no-progress", action="store_true")
+    extra = getattr(sys.modules.get("latentlab.vq_training"), "add_cli_flags", None)
+    if extra:
+        extra(p)
+    return p.parse_args(argv)
+
+
+def train_main(argv: list[str] | None = None) -> Path | None:
+    args = parse_args(argv)
+    if args.data_root:
+        os.environ[data.DATA_ENV] = args.data_root
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if "RANK" in os.environ and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+    args.dataset = cfg.dataset
+    model_cfg = build_model_config(args)
+    torch.manual_seed(cfg.seed)
+    model = MODEL_KINDS[args.model][1](model_cfg)
+    command = "python -m latentlab.train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    path = fit(model, model_cfg, cfg, args.out, command, progress=not args.no_progress)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return path
+
+
+def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, command: str,
+        progress: bool = True) -> Path | None:
+    """Train for ``cfg.epochs``, evaluate briefly and write the checkpoint (rank 0 only)."""
+    from tqdm import tqdm
+
+    trainer = Trainer(model, cfg)
+    start = time.time()
+    bar = tqdm(total=cfg.epochs * trainer.steps_per_epoch, disable=not progress or trainer.rank,
+               desc=f"{cfg.model} {cfg.dataset}", mininterval=2.0)
+
+    def on_step(i: int, logs: dict) -> None:
+        bar.update(1)
+        if i % 50 == 0:
+            bar.set_postfix(loss=f"{logs['loss'].item():.3f}", ep=trainer.epoch + 1)
+
+    for _ in range(cfg.epochs):
+        trainer.run_epoch(on_step=on_step)
+    bar.close()
+    model = unwrap(trainer.model)
+    post = getattr(model, "after_training", None)  # e.g. the VQ-VAE fits its code prior here
+    extra = post(trainer, progress=progress) if post else {}
+    if trainer.rank != 0:
+        return None
+    metrics = {
+        "command": command,
+        "train_wall_time_s": round(time.time() - start, 1),
+        "device": device_description(trainer.device),
+        "world_size": trainer.world,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "train_config": dataclasses.asdict(cfg),
+        "final_epoch": trainer.history[-1],
+        **(extra or {}),
+    }
+    from latentlab.evaluate import quick_metrics
+    metrics.update(quick_metrics(model.eval(), cfg.dataset, kind=cfg.model))
+    return save_checkpoint(out, model.cpu(), cfg.model, model_cfg, metrics)
+
+
+if __name__ == "__main__":
+    train_main()

@@ -205,27 +205,39 @@ def build_model_config(args: argparse.Namespace):
     return config_cls(**values)
 
 
+def _str2bool(v: str) -> bool:
+    if v.lower() in ("1", "true", "yes", "on"):
+        return True
+    if v.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {v!r}")
+
+
+def _add_config_flags(p: argparse.ArgumentParser, config_cls, defaults: bool, seen: set) -> None:
+    """One ``--flag`` per primitive field of a config dataclass (model flags default to None
+    so that each model's own config defaults apply)."""
+    for f in dataclasses.fields(config_cls):
+        if f.name in seen or f.name in ("dataset", "model"):
+            continue
+        kind = type(f.default) if f.default is not dataclasses.MISSING else str
+        if kind not in (int, float, str, bool):
+            continue
+        seen.add(f.name)
+        p.add_argument("--" + f.name.replace("_", "-"), type=_str2bool if kind is bool else kind,
+                       default=f.default if defaults else None)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="mnist", type=data.check_dataset)
     p.add_argument("--model", default="vae", choices=sorted(MODEL_KINDS))
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--data-root", help=f"data folder (default ${data.DATA_ENV} or the cache)")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name not in ("dataset", "model"):
-            p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
-    # model flags: default None so each config's own defaults apply
-    p.add_argument("--latent-dim", type=int)
-    p.add_argument("--prior", choices=["normal", "realnvp"])
-    p.add_argument("--beta", type=float)
-    p.add_argument("--channels", type=int)
-    p.add_argument("--hidden", type=int)
-    p.add_argument("--flow-layers", type=int)
-    p.add_argument("--flow-hidden", type=int)
     p.add_argument("--no-progress", action="store_true")
-    extra = getattr(sys.modules.get("latentlab.vq_training"), "add_cli_flags", None)
-    if extra:
-        extra(p)
+    seen: set = set()
+    _add_config_flags(p, TrainConfig, True, seen)
+    for config_cls, _ in MODEL_KINDS.values():
+        _add_config_flags(p, config_cls, False, seen)
     return p.parse_args(argv)
 
 

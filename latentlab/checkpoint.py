@@ -124,15 +124,18 @@ def load_checkpoint(folder: str | os.PathLike, device: str | torch.device = "cpu
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{weights}: unreadable or truncated safetensors file ({exc})") from exc
     model = MODEL_KINDS[info.kind][1](info.config)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    expected = model.state_dict()
+    missing, unexpected = set(expected) - set(state), set(state) - set(expected)
     if missing or unexpected:
         raise CheckpointError(
             f"{weights}: weights do not match {type(model).__name__}({info.config}); "
             f"missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]}")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:  # shape mismatch
-        raise CheckpointError(f"{weights}: tensor shapes do not match config.json ({exc})") from exc
+    wrong = [k for k, v in state.items() if v.shape != expected[k].shape]
+    if wrong:
+        k = wrong[0]
+        raise CheckpointError(f"{weights}: tensor shapes do not match config.json: {k} is "
+                              f"{tuple(state[k].shape)}, the config needs {tuple(expected[k].shape)}")
+    model.load_state_dict(state)
     return model.to(device).eval(), info
 
 

@@ -67,7 +67,9 @@ def _writable_root(root: Path, folder: str) -> Path:
 @lru_cache(maxsize=8)
 def load_split(name: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Images as float in [0, 1] of shape (N, 1, 28, 28) and labels (N,) int64."""
-    from torchvision import datasets  # imported lazily: the app does not need it to start
+    from torchvision import (
+        datasets,  # imported lazily: the app does not need it to start
+    )
 
     key = check_dataset(name)
     folder = DATASETS[key]
@@ -79,8 +81,13 @@ def load_split(name: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One Bernoulli draw per pixel with the grey value as probability."""
-    return torch.bernoulli(x, generator=generator)
+    """One Bernoulli draw per pixel with the grey value as probability (u < x, u ~ U(0, 1)).
+
+    Written out rather than ``torch.bernoulli`` so the bits depend only on the generator's
+    uniform stream, the same on every device and thread count.
+    """
+    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (u < x).to(x.dtype)
 
 
 @lru_cache(maxsize=4)

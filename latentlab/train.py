@@ -21,9 +21,9 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -126,7 +126,9 @@ class Trainer:
         self.model = model.to(self.device)
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            # the VQ-VAE's code prior is fitted after training, so its weights get no grads here
+            self.model = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=self.kind == "vqvae")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.steps_per_epoch = max(1, (len(self.x) // self.world) // cfg.batch_size)
         total = cfg.epochs * self.steps_per_epoch
@@ -146,7 +148,7 @@ class Trainer:
     def _epoch_data(self) -> torch.Tensor:
         if self.kind in BINARIZED:
             g = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 100003 + self.epoch)
-            return torch.bernoulli(self.x, generator=g)
+            return data.binarize(self.x, g)
         return self.x
 
     def run_epoch(self, on_step: Callable[[int, dict], None] | None = None,
@@ -185,6 +187,8 @@ class Trainer:
         """Everything needed to resume exactly where this trainer is (for chunked training)."""
         return {"model": unwrap(self.model).state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
+                "torch_rng": torch.get_rng_state(),  # the reparameterization noise and dropout
+                "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
                 "epoch": self.epoch, "history": list(self.history)}
 
     def load_state_dict(self, state: dict) -> None:
@@ -192,6 +196,9 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.epoch, self.history = state["epoch"], list(state["history"])
 
 
@@ -251,7 +258,7 @@ def train_main(argv: list[str] | None = None) -> Path | None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
         if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     args.dataset = cfg.dataset
     model_cfg = build_model_config(args)
@@ -280,7 +287,11 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
             bar.set_postfix(loss=f"{logs['loss'].item():.3f}", ep=trainer.epoch + 1)
 
     for _ in range(cfg.epochs):
-        trainer.run_epoch(on_step=on_step)
+        logs = trainer.run_epoch(on_step=on_step)
+        if not progress and trainer.rank == 0:  # one line per epoch for logs and nohup runs
+            terms = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, float))
+            print(f"[{cfg.model} {cfg.dataset}] epoch {trainer.epoch}/{cfg.epochs} {terms} "
+                  f"({time.time() - start:.0f}s)", flush=True)
     bar.close()
     model = unwrap(trainer.model)
     post = getattr(model, "after_training", None)  # e.g. the VQ-VAE fits its code prior here
@@ -292,7 +303,7 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
         "train_wall_time_s": round(time.time() - start, 1),
         "device": device_description(trainer.device),
         "world_size": trainer.world,
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "train_config": dataclasses.asdict(cfg),
         "final_epoch": trainer.history[-1],
         **(extra or {}),

@@ -16,7 +16,7 @@ from torch import nn
 @dataclass
 class ClassifierConfig:
     dataset: str = "mnist"
-    channels: int = 32      # two conv blocks reach >99% on MNIST in a few CPU epochs
+    channels: int = 16      # two conv blocks of 16/32 reach >99% on MNIST; cheap on a CPU
     features: int = 128     # penultimate width: the space the Frechet distance is taken in
     dropout: float = 0.3    # the only regulariser; keeps Fashion-MNIST from overfitting
 

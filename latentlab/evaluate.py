@@ -1,12 +1,292 @@
-"""Evaluation: ``python -m latentlab.evaluate checkpoints/NAME`` fills ``metrics.json``."""
+"""Evaluation: ``python -m latentlab.evaluate checkpoints/NAME`` fills ``metrics.json``.
+
+    python -m latentlab.evaluate checkpoints/mnist-flow-z16 [--k 1000] [--limit N] \
+        [--samples 10000] [--batch-size 0] [--seed 0] [--classifier PATH]
+
+Loads the checkpoint, scores it on the full 10,000-image test set (binarized once with a
+fixed seed for the VAEs, grey for the classifier) and merges the numbers into the folder's
+``metrics.json``. The math lives in ``latentlab.metrics`` and ``latentlab.sample_quality``.
+
+Keys written for a VAE (nats per image, test-set means; lower NLL / higher ELBO is better):
+
+* ``test_elbo``: mean ELBO, E_q log p_theta(x|z) - KL(q_phi(z|x) || p(z)), estimated with
+  ``elbo_samples`` z per image (replaces training's one-sample quick number).
+* ``test_rec_nll``: mean reconstruction NLL -E_q log p_theta(x|z).
+* ``test_kl``: mean KL(q_phi(z|x) || p(z)): analytic for N(0, I); for the flow prior the
+  ``elbo_samples``-sample Monte Carlo estimate of E_q[log q_phi(z|x) - log p_lambda(z)].
+* ``test_nll_iwae``: -L_k, the importance-weighted bound on -log p(x) with ``iwae_k`` samples
+  (k = 1000 for reported numbers); ``iwae_gain`` = L_k - ELBO >= 0 (how loose the ELBO is).
+* ``elbo_surgery``: {reconstruction, avg_kl, mutual_information, mutual_information_direct,
+  marginal_kl, elbo, log_n, n_components, n_points}: reconstruction - mutual_information -
+  marginal_kl = elbo, with I_q[x, z] and KL(q_agg || p) over the test set's aggregated
+  posterior (see ``metrics.elbo_surgery`` for the estimators and their bias; I_q <= log_n).
+* ``active_units`` / ``active_unit_variances``: dims with Cov_x(E_q[z_d]) above
+  ``active_units_threshold`` (0.01), and that variance per dim; ``latent_dim``.
+* ``kl_per_dim``: (1/N) sum_n KL(q_phi(z_d|x_n) || N(0, 1)) per dim; ``kl_per_dim_reference``
+  says whether that is the prior's KL (N(0, I)) or only a unit-Gaussian reference (flow).
+* ``sample_quality``: the classifier's judgement of ``--samples`` prior samples (keys in
+  ``latentlab.sample_quality``): confident_share, class_entropy_bits, class_histogram,
+  frechet_distance, mean_max_prob, n_samples.
+
+For a classifier: ``test_accuracy`` and ``test_nll`` (cross-entropy, nats). A VQ-VAE is scored
+by ``latentlab.vq_eval.evaluate_vqvae``. Every run also writes ``eval_command``,
+``eval_wall_time_s``, ``eval_timings_s``, ``eval_device``, ``eval_date``, ``eval_seed``,
+``eval_n_test`` and ``eval_limit`` (null on the full test set; a number flags a partial run).
+"""
 
 from __future__ import annotations
 
+import argparse
+import datetime as dt
+import functools
+import importlib
+import inspect
+import json
+import os
+import shlex
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from latentlab import data
+from latentlab.metrics import (
+    ACTIVE_UNIT_THRESHOLD,
+    active_units,
+    decodes_per_call,
+    elbo_surgery,
+    elbo_terms,
+    iwae_log_px,
+    kl_per_dim,
+)
 
+
+@dataclass
+class EvalConfig:
+    """How to evaluate; the defaults give the reported numbers.
+
+    >>> EvalConfig(k=8, limit=64, samples=64).limit
+    64
+    """
+
+    k: int = 1000                       # IWAE samples per image: the literature's standard
+    limit: int = 0                      # score the first N test images only (0 = all 10,000)
+    samples: int = 10000                # prior samples judged by the classifier (0 = skip)
+    batch_size: int = 0                 # decoder passes per forward call (0 = 512 CPU, 16384 GPU)
+    seed: int = 0
+    elbo_samples: int = 16              # z per image for the ELBO: flow-KL noise ~ 1/4 of 1 sample
+    surgery_points: int = 0             # z drawn from q_agg for ELBO surgery (0 = one per image)
+    classifier: str = ""                # judge checkpoint (default checkpoints/{dataset}-classifier)
+    device: str = "auto"                # auto = CUDA when present
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.k < 1 or self.elbo_samples < 1:
+            raise ValueError("k and elbo_samples must be >= 1")
+        if min(self.limit, self.samples, self.surgery_points, self.batch_size) < 0:
+            raise ValueError("limit, samples, surgery_points and batch_size must be >= 0 "
+                             "(0 = the default)")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _round(value, digits: int):
+    """Round a float or a list of floats for metrics.json."""
+    if isinstance(value, torch.Tensor):
+        value = value.tolist()
+    if isinstance(value, list):
+        return [_round(v, digits) for v in value]
+    return round(float(value), digits)
+
+
+def _test_images(dataset: str, limit: int, binarized: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = data.load_split(dataset, train=False)
+    if binarized:
+        x = data.binarized_test_set(dataset)
+    return (x[:limit], y[:limit]) if limit else (x, y)
+
+
+def _generator(device: torch.device, seed: int, stream: int) -> torch.Generator:
+    """One generator per metric, so changing e.g. k leaves the other metrics' draws alone."""
+    return torch.Generator(device=device).manual_seed(seed * 1009 + stream)
+
+
+@torch.no_grad()
+def prior_samples(model: nn.Module, n: int, batch_size: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """n images (n, 1, 28, 28) in [0, 1] from ``model.sample``, in batches, on the CPU."""
+    sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
+    return torch.cat([model.sample(s, generator=generator).cpu() for s in sizes])
+
+
+# ----------------------------------------------------------------------------- per kind
+
+def evaluate_vae(model: nn.Module, dataset: str, cfg: EvalConfig,
+                 quality_fn: Callable[[torch.Tensor, str], dict] | None = None) -> dict:
+    """ELBO parts, IWAE NLL, ELBO surgery, active units, per-dim KL and sample quality."""
+    x, _ = _test_images(dataset, cfg.limit, binarized=True)
+    device, timings, t = _device(model), {}, time.time()
+    decodes = cfg.batch_size or decodes_per_call(device)
+    terms = elbo_terms(model, x, cfg.elbo_samples, decodes, _generator(device, cfg.seed, 1))
+    timings["elbo"], t = time.time() - t, time.time()
+    chunk = min(cfg.k, decodes)
+    log_px = iwae_log_px(model, x, cfg.k, chunk=chunk, batch_size=max(1, decodes // chunk),
+                         generator=_generator(device, cfg.seed, 2), progress=cfg.progress)
+    timings["iwae"], t = time.time() - t, time.time()
+    surgery = elbo_surgery(terms.mu, terms.logvar, model.prior, terms.rec_nll, terms.kl,
+                           cfg.surgery_points or None, _generator(torch.device("cpu"), cfg.seed, 3))
+    timings["surgery"], t = time.time() - t, time.time()
+    n_active, variances = active_units(terms.mu)
+    normal = model.config.prior == "normal"
+    out = {
+        "test_elbo": _round(terms.elbo.mean(), 3),
+        "test_rec_nll": _round(terms.rec_nll.mean(), 3),
+        "test_kl": _round(terms.kl.mean(), 3),
+        "elbo_samples": cfg.elbo_samples,
+        "test_nll_iwae": _round(-log_px.mean(), 3),
+        "iwae_k": cfg.k,
+        "iwae_gain": _round(log_px.mean() - terms.elbo.mean(), 3),
+        "elbo_surgery": {k: v if isinstance(v, int) else _round(v, 3) for k, v in surgery.items()},
+        "latent_dim": terms.mu.shape[1],
+        "active_units": n_active,
+        "active_units_threshold": ACTIVE_UNIT_THRESHOLD,
+        "active_unit_variances": _round(variances, 4),
+        "kl_per_dim": _round(kl_per_dim(terms.mu, terms.logvar), 3),
+        "kl_per_dim_reference": "prior N(0, I)" if normal
+        else "N(0, 1) per dim (the flow prior p_lambda does not factorise)",
+    }
+    if cfg.samples and quality_fn is not None:
+        images = prior_samples(model, cfg.samples, decodes, _generator(device, cfg.seed, 4))
+        out["sample_quality"] = quality_fn(images, dataset)
+        timings["sample_quality"] = time.time() - t
+    out["eval_timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    return out
+
+
+@torch.no_grad()
+def evaluate_classifier(model: nn.Module, dataset: str, cfg: EvalConfig) -> dict:
+    """Accuracy and cross-entropy on the grey test images."""
+    x, y = _test_images(dataset, cfg.limit, binarized=False)
+    device = _device(model)
+    logits = torch.cat([model(xb.to(device)).float().cpu() for xb in x.split(250)])  # (N, 10)
+    return {"test_accuracy": _round((logits.argmax(-1) == y).double().mean(), 5),
+            "test_nll": _round(F.cross_entropy(logits, y), 4)}
+
+
+def evaluate_vqvae(model: nn.Module, dataset: str, cfg: EvalConfig,
+                   quality_fn: Callable[[torch.Tensor, str], dict] | None = None) -> dict:
+    """Hand over to ``latentlab.vq_eval`` (imported here: the VQ-VAE code is optional)."""
+    vq_eval = importlib.import_module("latentlab.vq_eval")
+    params = inspect.signature(vq_eval.evaluate_vqvae).parameters
+    extra = {k: v for k, v in (("limit", cfg.limit or None), ("seed", cfg.seed)) if k in params}
+    out = vq_eval.evaluate_vqvae(model, dataset, n_samples=cfg.samples,
+                                 sample_quality_fn=quality_fn, **extra)
+    if cfg.limit and "limit" not in params:  # record what was really scored
+        warnings.warn("latentlab.vq_eval.evaluate_vqvae takes no limit: scored the full test set",
+                      stacklevel=2)
+        out = {**out, "eval_limit": None,
+               "eval_n_test": len(data.load_split(dataset, train=False)[1])}
+    return out
+
+
+def evaluate_model(model: nn.Module, kind: str, dataset: str, cfg: EvalConfig,
+                   quality_fn: Callable[[torch.Tensor, str], dict] | None = None) -> dict:
+    """Dispatch on the checkpoint kind; returns the new metrics (not yet written)."""
+    model.eval()
+    if kind == "vae":
+        return evaluate_vae(model, dataset, cfg, quality_fn)
+    if kind == "classifier":
+        return evaluate_classifier(model, dataset, cfg)
+    if kind == "vqvae":
+        return evaluate_vqvae(model, dataset, cfg, quality_fn)
+    raise ValueError(f"no evaluation for model kind {kind!r}; known: vae, classifier, vqvae")
+
+
+def evaluate_checkpoint(folder: str | os.PathLike, cfg: EvalConfig, command: str = "") -> dict:
+    """Load, evaluate, merge into ``metrics.json``; returns the new metrics."""
+    from latentlab.checkpoint import load_checkpoint, update_metrics
+    from latentlab.sample_quality import load_classifier, sample_quality
+    from latentlab.train import device_description, pick_device
+
+    device = pick_device(cfg.device)
+    model, info = load_checkpoint(folder, device)
+    dataset = data.check_dataset(getattr(info.config, "dataset", "") or "")
+    quality_fn = None
+    if info.kind in ("vae", "vqvae") and cfg.samples:  # load the judge before the long part
+        judge = load_classifier(dataset, cfg.classifier or None).to(device)
+        quality_fn = functools.partial(sample_quality, classifier=judge)
+    start = time.time()
+    new = evaluate_model(model, info.kind, dataset, cfg, quality_fn)
+    n_full = len(data.load_split(dataset, train=False)[1])
+    n_test = min(cfg.limit, n_full) if cfg.limit else n_full
+    new.update({
+        "eval_command": command or f"python -m latentlab.evaluate {shlex.quote(str(folder))}",
+        "eval_wall_time_s": round(time.time() - start, 1),
+        "eval_device": device_description(device),
+        "eval_date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "eval_seed": cfg.seed,
+    })
+    new.setdefault("eval_n_test", n_test)
+    new.setdefault("eval_limit", cfg.limit or None)
+    update_metrics(info.path, new)
+    return new
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def parse_args(argv: list[str] | None = None) -> tuple[str, EvalConfig, int]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("checkpoint", help="checkpoint folder, e.g. checkpoints/mnist-vae-z16")
+    d = EvalConfig()
+    p.add_argument("--k", type=int, default=d.k, help="IWAE importance samples per image")
+    p.add_argument("--limit", type=int, default=d.limit,
+                   help="first N test images only, for tests and smoke runs (0 = all)")
+    p.add_argument("--samples", type=int, default=d.samples,
+                   help="prior samples for sample quality (0 = skip)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="decoder passes per forward call (0 = 512 on CPU, 16384 on GPU)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--elbo-samples", type=int, default=d.elbo_samples)
+    p.add_argument("--surgery-points", type=int, default=d.surgery_points,
+                   help="z samples from q_agg for ELBO surgery (0 = one per test image)")
+    p.add_argument("--classifier", default=d.classifier,
+                   help="classifier checkpoint judging samples (default checkpoints/{dataset}-classifier)")
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    fields = {k: v for k, v in vars(args).items() if k in asdict(d)}
+    try:
+        cfg = EvalConfig(**fields, progress=not args.no_progress)
+    except ValueError as exc:
+        p.error(str(exc))
+    return args.checkpoint, cfg, args.threads
+
+
+def evaluate_main(argv: list[str] | None = None) -> dict:
+    folder, cfg, threads = parse_args(argv)
+    if threads:
+        torch.set_num_threads(threads)
+    if not Path(folder).is_dir():
+        raise SystemExit(f"checkpoint folder {folder} does not exist")
+    command = "python -m latentlab.evaluate " + shlex.join(sys.argv[1:] if argv is None else argv)
+    new = evaluate_checkpoint(folder, cfg, command)
+    for key, value in new.items():
+        print(f"{key}: {json.dumps(value)}")
+    return new
+
+
+# ----------------------------------------------------------------------------- quick numbers
 
 @torch.no_grad()
 def quick_metrics(model: nn.Module, dataset: str, kind: str, batch_size: int = 1000) -> dict:
@@ -22,3 +302,7 @@ def quick_metrics(model: nn.Module, dataset: str, kind: str, batch_size: int = 1
         return {"test_accuracy": round((pred == y).float().mean().item(), 5)}
     quick = getattr(model, "quick_metrics", None)
     return quick(dataset) if quick else {}
+
+
+if __name__ == "__main__":
+    evaluate_main()

@@ -45,5 +45,9 @@ class Classifier(nn.Module):
         """Penultimate activations (B, F) of grey images in [0, 1]."""
         return self.body(x)
 
+    def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits (B, 10) from ``features(x)``, so callers need one pass for both."""
+        return self.head(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))

@@ -1,0 +1,198 @@
+"""The Gradio app: imports and builds without launching; one launch calls every endpoint."""
+
+import socket
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+from app_fixtures import make_tiny_checkpoints
+from PIL import Image
+
+from latentlab import service as svc
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "assets" / "examples" / "mnist" / "06-3.png"
+OWN_ENDPOINTS = {
+    "/prepare", "/reconstruct", "/sample", "/interpolate", "/code_encode", "/code_decode",
+    "/code_paint", "/code_regenerate", "/code_sample_uniform", "/code_sample_learned",
+    "/code_atlas", "/latent_space", "/latent_space_b", "/latent_decode", "/umap_recompute",
+    "/list_models",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_app_module_builds_without_launching():
+    import app
+
+    assert isinstance(app.demo, gr.Blocks)
+    assert not getattr(app.demo, "is_running", False)                # nothing started
+    names = [fn.api_name for fn in app.demo.fns.values()]
+    assert all(names), "every event needs an explicit api_name"
+    assert OWN_ENDPOINTS <= {"/" + n for n in names}
+
+
+def test_helpers_convert_inputs():
+    import app
+
+    x = app.to_input(str(EXAMPLE))
+    assert x.shape == (28, 28)
+    assert app.big(x).shape == (224, 224)
+    assert np.array_equal(app.to_input(app.big(x)), x)                # our upscale is exact
+    assert app.load_example("mnist", 6).shape == (224, 224)
+    with pytest.raises(gr.Error, match="between"):
+        app.load_example("mnist", 99)
+
+
+def test_input_events_as_plain_functions():
+    """The private glue events (draw, pick an example) work when called directly."""
+    import app
+
+    fns = {fn.api_name: fn.fn for fn in app.demo.fns.values()}
+    canvas = np.zeros((300, 300, 4), np.uint8)
+    canvas[60:240, 140:165] = (0, 0, 0, 255)                         # one black stroke
+    seen = fns["rec_draw"]({"background": None, "layers": [], "composite": canvas})
+    assert seen.shape == (224, 224)
+    empty = fns["rec_draw"]({"background": None, "layers": [], "composite": canvas * 0})
+    assert not isinstance(empty, np.ndarray)                          # a cleared canvas: no change
+    picked = fns["rec_pick"]("mnist", gr.SelectData(None, {"index": 6, "value": None}))
+    assert np.array_equal(picked, app.load_example("mnist", 6))
+    models, gallery, first = fns["dataset_rec"]("fashion")          # switch the data set
+    assert np.array_equal(first, app.load_example("fashion", 6))
+    assert len(gallery.value) == len(app.example_files("fashion"))
+    assert all("fashion" in name for name in models.value or [])
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    """The app on tiny checkpoints, launched in-process on a free port."""
+    from gradio_client import Client
+
+    import app
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    make_tiny_checkpoints(folder, evaluate=False)
+    demo = app.build_demo(svc.ModelRegistry(folder, assets=None))
+    port = _free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                **app.launch_kwargs())
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        demo.close()
+
+
+def _image_file(tmp_path: Path, name: str, img: Image.Image) -> str:
+    path = tmp_path / name
+    img.save(path)
+    return str(path)
+
+
+def test_every_endpoint_through_gradio_client(client, tmp_path):
+    from gradio_client import handle_file
+
+    api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    assert OWN_ENDPOINTS <= set(api)
+    img = handle_file(str(EXAMPLE))
+    two_d = ["mnist-vae-z2", "mnist-flow-z2", "mnist-vqvae"]
+
+    seen = client.predict(img, api_name="/prepare")
+    assert np.asarray(Image.open(seen)).shape[:2] == (224, 224)
+    gallery, table, post, codes, note = client.predict(
+        handle_file(seen), two_d, 100, 0, "threshold", api_name="/reconstruct")
+    assert len(gallery) == 4 and len(table["data"]) >= 5 and post is not None
+    assert "mnist-vae-z2" in table["headers"]
+    assert codes["visible"] and codes["value"] is not None and note == ""   # the VQ grid
+
+    grids, note = client.predict(["mnist-vae-z4", "mnist-flow-z4", "mnist-vqvae"], "prior", 16,
+                                 1.0, True, 0, api_name="/sample")
+    assert len(grids) == 3
+    grids, note = client.predict(["mnist-flow-z2", "mnist-vqvae"], "q_agg", 16, 1.0, False, 0,
+                                 api_name="/sample")
+    assert len(grids) == 1 and "does not apply" in note
+
+    strips, fig, gif, gif_file, note = client.predict(
+        img, img, two_d, 8, "spherical", True, "threshold", api_name="/interpolate")
+    assert Image.open(strips).size[1] > 4 * 28 and "base" in note    # z and z* for the flow
+    assert Path(gif).suffix == Path(gif_file).suffix == ".gif" and fig is not None
+
+    grid = client.predict(img, "mnist-vqvae", api_name="/code_encode")
+    grid_value = {"headers": [str(c) for c in range(7)], "data": grid["data"]}
+    decoded, cmap, info = client.predict(grid_value, "mnist-vqvae", "1,1", api_name="/code_decode")
+    assert "bits" in info and Image.open(decoded).size == (224, 224)
+    assert Image.open(cmap).size[0] == Image.open(cmap).size[1] > 7 * 30
+    painted = client.predict(grid_value, "mnist-vqvae", "0,*", 3, api_name="/code_paint")
+    assert painted["data"][0] == [3] * 7
+    regen = client.predict(grid_value, "mnist-vqvae", "2-3,2-3", 1.0, 0, api_name="/code_regenerate")
+    assert len(regen["data"]) == 7
+    for prior in ("uniform", "learned"):
+        new = client.predict("mnist-vqvae", 1.0, 1, api_name=f"/code_sample_{prior}")
+        assert all(0 <= c < 16 for row in new["data"] for c in row)
+    atlas, _ = client.predict("mnist-vqvae", grid_value, img, api_name="/code_atlas")
+    assert atlas is not None
+
+    for name in ("mnist-vae-z2", "mnist-flow-z4", "mnist-vqvae"):
+        plane, _, stats, fig1, fig2, note = client.predict(name, "auto", 100, 0,
+                                                           api_name="/latent_space")
+        assert len(stats["data"]) >= 3 and fig1 is not None and note
+        assert (fig2["visible"] and plane["visible"] is False) if name == "mnist-vqvae" \
+            else plane["visible"]
+    out = client.predict("(none)", "auto", 100, 0, api_name="/latent_space_b")
+    assert len(out) == 6
+    decoded, plane, note = client.predict("mnist-flow-z2", "auto", 0.5, -1.0, 100, 0,
+                                          api_name="/latent_decode")
+    assert "z = (0.50, -1.00)" in note and Image.open(decoded).size == (168, 168)
+    assert Image.open(plane).size[0] > 300
+    status, models = client.predict(api_name="/list_models")
+    assert "mnist-broken" in status and len(models["data"]) >= 6
+
+
+@pytest.mark.parametrize("endpoint, args, message", [
+    ("/reconstruct", ("IMG", ["mnist-vae-z2"], 0, 0, "threshold"), "minimum|between"),
+    ("/reconstruct", ("IMG", ["mnist-vae-z2"], 10, -5, "threshold"), "minimum|between"),
+    ("/reconstruct", ("IMG", [], 100, 0, "threshold"), "at least one"),
+    ("/reconstruct", ("IMG", ["nope"], 100, 0, "threshold"), "no checkpoint named 'nope'"),
+    ("/sample", (["mnist-vae-z2"], "prior", 16, 9.0, False, 0), "maximum|temperature"),
+    ("/sample", (["mnist-vqvae"], "q_agg", 16, 1.0, False, 0), "does not apply"),
+    ("/interpolate", ("IMG", "IMG", ["mnist-vae-z2"], 99, "linear", True, "threshold"),
+     "maximum|steps"),
+    ("/code_decode", ({"headers": ["a"], "data": [[1, 2]]}, "mnist-vqvae", ""), "7 rows"),
+    ("/code_decode", ({"headers": [str(c) for c in range(7)], "data": [[99] * 7] * 7},
+                      "mnist-vqvae", ""), r"outside \[0, 16\)"),
+    ("/code_paint", ({"headers": [str(c) for c in range(7)], "data": [[1] * 7] * 7},
+                     "mnist-vqvae", "9,9", 1), "between 0 and 6"),
+    ("/latent_decode", ("mnist-vae-z2", "auto", None, 1.0, 100, 0), "coordinates"),
+    ("/umap_recompute", ("mnist-vae-z2", "(none)"), "more than 2 latent dims"),
+])
+def test_bad_input_gives_a_clear_message_and_the_app_stays_up(client, endpoint, args, message):
+    from gradio_client import handle_file
+
+    args = tuple(handle_file(str(EXAMPLE)) if a == "IMG" else a for a in args)
+    with pytest.raises(Exception, match=message):
+        client.predict(*args, api_name=endpoint)
+    assert client.predict(handle_file(str(EXAMPLE)), api_name="/prepare")     # still serving
+
+
+BAD_UPLOADS = {
+    "text": (lambda p: p.write_text("not an image"), "not an image this app can read"),
+    "truncated": (lambda p: p.write_bytes(EXAMPLE.read_bytes()[:60]), "corrupt or truncated"),
+    "bomb": (lambda p: Image.new("1", (6000, 6000)).save(p, format="PNG"), "too large"),
+    "blank": (lambda p: Image.new("L", (40, 40), 255).save(p, format="PNG"), "blank"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_UPLOADS))
+def test_bad_uploads(client, tmp_path, kind):
+    from gradio_client import handle_file
+
+    make, message = BAD_UPLOADS[kind]
+    path = tmp_path / "upload.png"
+    make(path)
+    with pytest.raises(Exception, match=message):
+        client.predict(handle_file(str(path)), api_name="/prepare")
+    assert client.predict(handle_file(str(EXAMPLE)), api_name="/prepare")

@@ -33,8 +33,13 @@ import pandas as pd
 import torch
 from gradio.components.plot import PlotData
 
-from latentlab import explain, render
+from latentlab import (
+    explain,
+    render,
+    zerogpu,  # noqa: F401  (imports `spaces` before anything initializes CUDA, for ZeroGPU)
+)
 from latentlab import service as svc
+from latentlab.jobs import user_checkpoint_dir
 from latentlab.preprocess import MAX_FILE_BYTES, PreprocessError, prepare, upscale
 
 REPO = Path(__file__).resolve().parent
@@ -882,7 +887,8 @@ def launch_kwargs() -> dict:
     return {"theme": THEME, "css": CSS, "max_file_size": MAX_FILE_BYTES, "show_error": True}
 
 
-REGISTRY = svc.ModelRegistry(os.environ.get("LATENT_LAB_CHECKPOINTS", REPO / "checkpoints"))
+REGISTRY = svc.ModelRegistry(os.environ.get("LATENT_LAB_CHECKPOINTS", REPO / "checkpoints"),
+                             extra_roots=[user_checkpoint_dir()])
 demo = build_demo(REGISTRY)
 
 

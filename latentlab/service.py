@@ -206,8 +206,9 @@ class ModelRegistry:
     """
 
     def __init__(self, root: str | Path = REPO / "checkpoints",
-                 assets: str | Path | None = REPO / "assets"):
+                 assets: str | Path | None = REPO / "assets", extra_roots: Sequence[Path] = ()):
         self.root = Path(root)
+        self.extra_roots = [Path(r) for r in extra_roots]  # e.g. models trained in the app
         self.assets = Path(assets) if assets else None
         self._entries: dict[str, ModelEntry] = {}
         self._loaded: dict[str, LoadedModel] = {}
@@ -218,8 +219,8 @@ class ModelRegistry:
     def refresh(self) -> list[str]:
         """Rescan the folder; returns the names that are new or whose files changed."""
         found: dict[str, ModelEntry] = {}
-        folders = sorted(p for p in self.root.glob("*") if p.is_dir() and ".tmp-" not in p.name) \
-            if self.root.is_dir() else []
+        folders = [p for root in (self.root, *self.extra_roots) if root.is_dir()
+                   for p in sorted(root.glob("*")) if p.is_dir() and ".tmp-" not in p.name]
         for path in folders:
             if (path / "config.json").exists():
                 found[path.name] = self._read_entry(path)

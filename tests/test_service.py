@@ -395,3 +395,17 @@ def _fashion_example() -> np.ndarray:
     from latentlab.data import load_split
 
     return load_split("fashion", train=False)[0][0, 0].numpy()
+
+
+def test_registry_lists_checkpoints_trained_in_the_app(tmp_path):
+    from latentlab.checkpoint import save_checkpoint
+    from models.vae import VAE, VAEConfig
+
+    shipped, user = tmp_path / "checkpoints", tmp_path / "user"
+    cfg = VAEConfig(latent_dim=2, channels=4, hidden=8)
+    save_checkpoint(shipped / "mnist-a", VAE(cfg), "vae", cfg)
+    registry = svc.ModelRegistry(shipped, assets=None, extra_roots=[user])
+    assert [e.name for e in registry.entries("mnist")] == ["mnist-a"]
+    save_checkpoint(user / "my-run", VAE(cfg), "vae", cfg)       # what the Train tab writes
+    assert registry.refresh() == ["my-run"]
+    assert [e.name for e in registry.entries("mnist")] == ["mnist-a", "my-run"]

@@ -500,6 +500,7 @@ class _Job:
     epochs_done: int = 0
     rate_origin: tuple[float, int] | None = None   # (time, step) of the first report
     rate_last: tuple[float, int] | None = None     # (time, step) of the latest report
+    train_started: float | None = None             # when the first chunk reported "start"
     finish_started: float | None = None
     curve: list = field(default_factory=list)
     curve_version: int = 0
@@ -651,6 +652,7 @@ class TrainingManager:
             now = time.monotonic()
             if kind == "start":
                 job.steps_per_epoch, job.device = payload["steps_per_epoch"], payload["device"]
+                job.train_started = job.train_started or now
                 if job.phase == "starting":
                     job.phase, job.message = "training", "Training."
             elif kind == "progress":
@@ -733,6 +735,9 @@ class TrainingManager:
         """Keep this job's measured speeds to estimate the next job of the same kind."""
         seen = self._measured.setdefault(job.spec.model, {})
         per_step = self._seconds_per_step(job)
+        if per_step is None and job.train_started and job.finish_started and job.step:
+            # a short job can end before a second progress report: use the whole phase
+            per_step = (job.finish_started - job.train_started) / job.step
         if per_step is not None:
             seen["s_per_image"] = per_step / job.spec.batch_size
         finish_s = time.monotonic() - (job.finish_started or time.monotonic())

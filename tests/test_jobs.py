@@ -264,3 +264,12 @@ def test_command_reproduces_the_job():
     cmd = tiny_spec("flow", beta=0.5).command("checkpoints/x")
     assert "--model vae" in cmd and "--prior realnvp" in cmd and "--beta 0.5" in cmd
     assert cmd.endswith("--out checkpoints/x") and "--subset 256" in cmd
+
+
+def test_a_job_too_short_for_two_progress_reports_still_gives_an_estimate(tmp_path):
+    m = TrainingManager(root=tmp_path / "user", report_every_s=3600.0,  # at most one report
+                        downloads=tmp_path / "zips")
+    spec = tiny_spec("vae")
+    m.start(spec)
+    assert m.wait(120).phase == "done"
+    assert m.estimate_seconds(spec) > 0

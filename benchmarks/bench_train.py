@@ -15,9 +15,13 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from latentlab.train import STEPS, pick_device
 from models import MODEL_KINDS

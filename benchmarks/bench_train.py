@@ -35,8 +35,7 @@ def model_specs() -> dict[str, tuple[str, object]]:
     specs["vae RealNVP z=16"] = ("vae", vae_cfg(latent_dim=16, prior="realnvp"))
     specs["vae N(0,I) z=2"] = ("vae", vae_cfg(latent_dim=2, prior="normal"))
     specs["classifier"] = ("classifier", MODEL_KINDS["classifier"][0]())
-    if "vqvae" in MODEL_KINDS:
-        specs["vq-vae"] = ("vqvae", MODEL_KINDS["vqvae"][0]())
+    specs["vq-vae"] = ("vqvae", MODEL_KINDS["vqvae"][0]())
     return specs
 
 

@@ -69,24 +69,11 @@ def _config_from_dict(kind: str, raw: dict, path: Path):
 
 
 def config_from_dict(config_cls, raw: dict):
-    """Rebuild a (possibly nested) config dataclass; unknown keys are an error."""
-    kwargs = {}
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    unknown = set(raw) - set(fields)
+    """Rebuild a config dataclass (all configs are flat); unknown keys are an error."""
+    unknown = set(raw) - {f.name for f in dataclasses.fields(config_cls)}
     if unknown:
         raise ValueError(f"unknown fields {sorted(unknown)}")
-    for name, value in raw.items():
-        ftype = fields[name].type
-        sub = _dataclass_type(config_cls, ftype)
-        kwargs[name] = config_from_dict(sub, value) if sub and isinstance(value, dict) else value
-    return config_cls(**kwargs)
-
-
-def _dataclass_type(owner, ftype):
-    if isinstance(ftype, str):
-        import sys
-        ftype = vars(sys.modules[owner.__module__]).get(ftype.split("|")[0].strip())
-    return ftype if dataclasses.is_dataclass(ftype) else None
+    return config_cls(**raw)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

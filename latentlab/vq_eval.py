@@ -21,6 +21,8 @@ from latentlab import data
 from models.quantizer import histogram_perplexity
 
 SampleQualityFn = Callable[[torch.Tensor, str], dict]
+SWEEP_TEMPERATURES = (0.7, 0.8, 0.9)   # below 1: sharper, less diverse learned-prior samples
+SWEEP_KEYS = ("confident_share", "class_entropy_bits", "frechet_distance")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -49,10 +51,12 @@ def prior_nll_bits_per_code(prior, grids: torch.Tensor, batch_size: int = 1000) 
 
 
 @torch.no_grad()
-def _sample_images(model, n: int, prior: str, batch_size: int, seed: int) -> torch.Tensor:
+def _sample_images(model, n: int, prior: str, batch_size: int, seed: int,
+                   temperature: float = 1.0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
-    return torch.cat([model.sample(s, prior=prior, generator=gen).cpu() for s in sizes])
+    return torch.cat([model.sample(s, prior=prior, temperature=temperature, generator=gen).cpu()
+                      for s in sizes])
 
 
 # ----------------------------------------------------------------------------- public API
@@ -77,8 +81,26 @@ def reconstruction_metrics(model, dataset: str, batch_size: int = 1000) -> dict:
     return metrics
 
 
+def _decode_grids(model, grids: torch.Tensor, batch_size: int) -> torch.Tensor:
+    return torch.cat([model.decode_indices(g.to(model.device)).cpu() for g in grids.split(batch_size)])
+
+
+@torch.no_grad()
+def _reference_quality(model, dataset: str, batch_size: int, quality: SampleQualityFn) -> dict:
+    """The classifier's view of the real test images and of their reconstructions: the
+    ceiling any prior's samples can reach (for Fashion-MNIST the real images themselves are
+    far from a confident share of 1)."""
+    x, _ = data.load_split(dataset, train=False)                             # (N, 1, 28, 28)
+    grids = torch.cat([model.encode_to_indices(xb.to(model.device)).cpu() for xb in x.split(batch_size)])
+    out = {f"test_images_{k}": v for k, v in quality(x, dataset).items()}
+    recon = _decode_grids(model, grids, batch_size)
+    out.update({f"reconstruction_{k}": v for k, v in quality(recon, dataset).items()})
+    return out
+
+
 def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int = 500,
-                   sample_quality_fn: SampleQualityFn | None = None, seed: int = 0) -> dict:
+                   sample_quality_fn: SampleQualityFn | None = None, seed: int = 0,
+                   temperatures: tuple[float, ...] = SWEEP_TEMPERATURES) -> dict:
     """Full VQ-VAE evaluation on the test set of ``dataset``.
 
     Keys: ``test_mse``, ``test_psnr_db`` (over the set), ``codebook_usage`` (codes used on
@@ -86,17 +108,27 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
     histogram), ``dead_codes`` (codes never used on the test set),
     ``prior_test_nll_bits_per_code`` (learned prior), ``uniform_prior_nll_bits_per_code``
     (log2 K). With ``sample_quality_fn(images, dataset) -> dict`` it also scores
-    ``n_samples`` images from each prior, keys prefixed ``learned_prior_`` and
-    ``uniform_prior_``; samples are seeded by ``seed``.
+    ``n_samples`` images from each prior at temperature 1, keys prefixed ``learned_prior_``
+    and ``uniform_prior_``; the real test images and their reconstructions as references
+    (``test_images_``, ``reconstruction_``); and ``learned_prior_temperature_sweep``, the
+    learned prior's confident share, class entropy and Frechet distance at each of
+    ``temperatures`` (lower T trades diversity for confidence). Samples are seeded by ``seed``.
     """
     data.check_dataset(dataset)
     metrics = reconstruction_metrics(model, dataset, batch_size)
-    if sample_quality_fn is not None and n_samples > 0:
-        was_training = model.training
-        model.eval()
-        for kind in ("learned", "uniform"):
-            images = _sample_images(model, n_samples, kind, batch_size, seed)
-            for key, value in sample_quality_fn(images, dataset).items():
-                metrics[f"{kind}_prior_{key}"] = value
-        model.train(was_training)
+    if sample_quality_fn is None or n_samples <= 0:
+        return metrics
+    was_training = model.training
+    model.eval()
+    for kind in ("learned", "uniform"):
+        images = _sample_images(model, n_samples, kind, batch_size, seed)
+        for key, value in sample_quality_fn(images, dataset).items():
+            metrics[f"{kind}_prior_{key}"] = value
+    sweep = {}
+    for t in temperatures:
+        q = sample_quality_fn(_sample_images(model, n_samples, "learned", batch_size, seed, t), dataset)
+        sweep[str(t)] = {k: q[k] for k in SWEEP_KEYS if k in q}
+    metrics["learned_prior_temperature_sweep"] = sweep
+    metrics.update(_reference_quality(model, dataset, batch_size, sample_quality_fn))
+    model.train(was_training)
     return metrics

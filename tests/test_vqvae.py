@@ -170,14 +170,18 @@ def test_evaluate_vqvae_reports_all_metrics(images):
         seen.append((imgs.shape, dataset, float(imgs.min()), float(imgs.max())))
         return {"confident_share": 0.5}
 
-    m = evaluate_vqvae(model, "mnist", n_samples=7, batch_size=4000, sample_quality_fn=fake_quality)
+    m = evaluate_vqvae(model, "mnist", n_samples=7, batch_size=4000, sample_quality_fn=fake_quality,
+                       temperatures=(0.5,))
     assert m["test_psnr_db"] == pytest.approx(10 * math.log10(1 / m["test_mse"]), abs=0.01)
     assert 0 < m["codebook_usage"] <= 1 and 1 <= m["codebook_perplexity"] <= 16
     assert m["dead_codes"] == round(16 * (1 - m["codebook_usage"]))
     assert m["uniform_prior_nll_bits_per_code"] == pytest.approx(4.0)
     assert math.isfinite(m["prior_test_nll_bits_per_code"])
     assert m["learned_prior_confident_share"] == 0.5 and m["uniform_prior_confident_share"] == 0.5
-    assert [s[:2] for s in seen] == [((7, 1, 28, 28), "mnist")] * 2
+    assert m["learned_prior_temperature_sweep"] == {"0.5": {"confident_share": 0.5}}
+    assert m["test_images_confident_share"] == m["reconstruction_confident_share"] == 0.5
+    # learned, uniform, the T = 0.5 sweep, then the test set and its reconstructions
+    assert [s[:2] for s in seen] == [((7, 1, 28, 28), "mnist")] * 3 + [((10000, 1, 28, 28), "mnist")] * 2
     assert all(0 <= lo and hi <= 1 for _, _, lo, hi in seen)
 
 
@@ -198,3 +202,46 @@ def test_cli_trains_fits_prior_and_saves_a_loadable_checkpoint(tmp_path):
     assert info.metrics["prior_train_grids"] == 256
     assert 0 < info.metrics["prior_train_nll_bits_per_code"] < 2 * math.log2(16)
     assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 28, 28)
+
+
+def test_fit_prior_cli_replaces_only_the_prior(tmp_path):
+    from latentlab.fit_prior import fit_prior_main
+
+    out = tmp_path / "mnist-vqvae-tiny"
+    model = tiny().eval()
+    save_checkpoint(out, model, "vqvae", model.config,
+                    {"command": "train", "train_wall_time_s": 100.0,
+                     "prior_train_wall_time_s": 40.0, "learned_prior_confident_share": 0.5})
+    metrics = fit_prior_main([str(out), "--prior-dim", "8", "--prior-layers", "2",
+                              "--prior-epochs", "1", "--subset", "128", "--no-progress"])
+    new, info = load_checkpoint(out)
+    assert (info.config.prior_dim, info.config.prior_layers, info.config.prior_heads) == (8, 2, 2)
+    assert info.config.num_codes == 16
+    for name, value in model.state_dict().items():  # the auto-encoder is copied bit for bit
+        if not name.startswith("code_prior."):
+            assert torch.equal(value, new.state_dict()[name]), name
+    images = data.load_split("mnist", train=False)[0][:8]
+    assert torch.equal(model.encode_to_indices(images), new.encode_to_indices(images))
+    assert metrics == info.metrics and metrics["command"] == "train"
+    assert metrics["prior_command"].startswith("python -m latentlab.fit_prior ")
+    assert "learned_prior_confident_share" not in metrics  # it described the old prior
+    assert metrics["autoencoder_train_wall_time_s"] == 60.0
+    assert metrics["train_wall_time_s"] == pytest.approx(60.0 + metrics["prior_train_wall_time_s"])
+    assert metrics["prior_train_grids"] == 128 and "prior_test_nll_bits_per_code" in metrics
+
+
+def test_fit_prior_refuses_other_settings_and_kinds(tmp_path):
+    from latentlab.checkpoint import CheckpointError
+    from latentlab.fit_prior import refit_prior
+    from models.vae import VAE, VAEConfig
+
+    model = tiny()
+    save_checkpoint(tmp_path / "vq", model, "vqvae", model.config)
+    with pytest.raises(ValueError, match="only prior settings"):
+        refit_prior(tmp_path / "vq", {"num_codes": 8})
+    with pytest.raises(ValueError, match="divisible"):
+        refit_prior(tmp_path / "vq", {"prior_dim": 15})
+    vae = VAE(VAEConfig(latent_dim=2, channels=4, hidden=16))
+    save_checkpoint(tmp_path / "vae", vae, "vae", vae.config)
+    with pytest.raises(CheckpointError, match="not a VQ-VAE"):
+        refit_prior(tmp_path / "vae", {"prior_dim": 8})

@@ -72,8 +72,8 @@ def refit_prior(folder: str | os.PathLike, changes: dict, seed: int = 0, subset:
     model, info = load_checkpoint(folder)
     if info.kind != "vqvae":
         raise CheckpointError(f"{info.path}: is a {info.kind!r} checkpoint, not a VQ-VAE")
+    torch.manual_seed(seed)  # the fresh prior's initial weights, then its fitting
     model = _with_new_prior(model, changes)
-    torch.manual_seed(seed)
     x, _ = data.load_split(info.config.dataset, train=True)
     x = x[:subset] if subset > 0 else x                                      # (N, 1, 28, 28)
     trainer = argparse.Namespace(x=x, cfg=argparse.Namespace(seed=seed), rank=0)

@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+SWEEP = ("0.9", "0.8", "0.7")  # learned-prior temperatures, as latentlab.vq_eval writes them
+
 
 def _f(value, digits: int = 2) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
@@ -48,8 +50,19 @@ def vq_row(name: str, m: dict) -> str:
             f"| {pair('confident_share', 3)} | {pair('frechet_distance', 1)} | {_minutes(m)} |")
 
 
+def vq_quality_row(name: str, m: dict) -> str:
+    """Confident share of learned-prior samples at each temperature, next to the uniform
+    prior and the two ceilings: reconstructions and the real test images."""
+    sweep = m.get("learned_prior_temperature_sweep", {})
+    temps = " | ".join(_f(sweep.get(t, {}).get("confident_share"), 3) for t in SWEEP)
+    return (f"| `{name}` | {_f(m.get('learned_prior_confident_share'), 3)} | {temps} "
+            f"| {_f(m.get('uniform_prior_confident_share'), 3)} "
+            f"| {_f(m.get('reconstruction_confident_share'), 3)} "
+            f"| {_f(m.get('test_images_confident_share'), 3)} |")
+
+
 def main(root: str = "checkpoints") -> None:
-    rows = {"vae": [], "vqvae": [], "classifier": []}
+    rows = {"vae": [], "vqvae": [], "vq_quality": [], "classifier": []}
     for path in sorted(Path(root).iterdir()):
         try:
             kind = json.loads((path / "config.json").read_text())["kind"]
@@ -60,6 +73,7 @@ def main(root: str = "checkpoints") -> None:
             rows["vae"].append(vae_row(path.name, m))
         elif kind == "vqvae":
             rows["vqvae"].append(vq_row(path.name, m))
+            rows["vq_quality"].append(vq_quality_row(path.name, m))
         elif kind == "classifier":
             rows["classifier"].append(
                 f"| `{path.name}` | {_f(100 * m['test_accuracy'])} % | {_minutes(m)} |")
@@ -73,6 +87,11 @@ def main(root: str = "checkpoints") -> None:
               "| Frechet learned / uniform | train min |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(rows["vqvae"]))
+        print("\n| confident share | learned prior, T=1 | "
+              + " | ".join(f"T={t}" for t in SWEEP)
+              + " | uniform prior | reconstructions | real test images |")
+        print("|---" * (4 + len(SWEEP)) + "|---|")
+        print("\n".join(rows["vq_quality"]))
     print("\n| classifier | test accuracy | train min |\n|---|---|---|")
     print("\n".join(rows["classifier"]))
 

@@ -104,7 +104,8 @@ again at once; the coloured map shows the same grid (one colour per code).
   atlas to choose it).
 * **Regenerate**: redraw only the selected cells from the learned prior, given all the other
   cells, $c_{\text{sel}} \sim p_\lambda(c_{\text{sel}} \mid c_{\text{rest}})$ (ancestral pass,
-  then Gibbs sweeps that also look at the cells after the selection).
+  then two Gibbs sweeps that also look at the cells after the selection; each update weighs the
+  32 codes most likely given the cells before it).
 * **New grid**: a whole grid from the uniform prior (noise) or the learned prior.
 
 The **atlas** shows each code decoded alone (a grid filled with that code) and how often the

@@ -41,6 +41,10 @@ BINARIZE = {
 }
 VAE_SOURCES = ("prior", "q_agg")
 VQ_SOURCES = ("learned", "uniform")
+# Each Gibbs update of a regenerated cell scores only the 32 codes most likely given the cells
+# before it, not all K: about 4x faster with K = 128, and the codes it skips carry almost no
+# mass (the prior's per-cell entropy is about 2.5 bits). See TransformerCodePrior.regenerate.
+REGENERATE_TOP_K = 32
 LIVE_SUBSET = 2000          # test images encoded live when no precomputed asset is shipped
 MAX_SEED = 2**31 - 1
 
@@ -1235,7 +1239,8 @@ def regenerate_cells(registry: ModelRegistry, name: str, grid: Any, cells: Any,
     if not mask.any():
         raise ServiceError("no cells selected: click cells on the coloured map or type e.g. '3,4'")
     t = check_float("temperature", temperature, 0.05, 3.0)
-    return model.prior(prior).regenerate(g, mask, t, generator(seed))[0].numpy()
+    kw = {"top_k": REGENERATE_TOP_K} if prior == "learned" else {}
+    return model.prior(prior).regenerate(g, mask, t, generator(seed), **kw)[0].numpy()
 
 
 @torch.inference_mode()

@@ -33,11 +33,13 @@ import pandas as pd
 import torch
 from gradio.components.plot import PlotData
 
+from latentlab import code_grid as cg
 from latentlab import (
     explain,
     render,
     zerogpu,  # noqa: F401  (imports `spaces` before anything initializes CUDA, for ZeroGPU)
 )
+from latentlab import latent_view as lv
 from latentlab import service as svc
 from latentlab.jobs import user_checkpoint_dir
 from latentlab.preprocess import MAX_FILE_BYTES, PreprocessError, prepare, upscale
@@ -535,12 +537,12 @@ def build_code_grid(registry: svc.ModelRegistry, datasets: list[str], ds0: str,
 
     @friendly
     def on_encode(image: Any, model: str | None) -> list[list[int]]:
-        return svc.code_grid_from_image(registry, _need(model), to_input(image)).tolist()
+        return cg.code_grid_from_image(registry, _need(model), to_input(image)).tolist()
 
     @friendly
     def on_decode(grid: Any, model: str | None, cells: str):
-        res = svc.decode_code_grid(registry, _need(model), grid)
-        mask = svc.parse_cells(cells)
+        res = cg.decode_code_grid(registry, _need(model), grid)
+        mask = cg.parse_cells(cells)
         text = (f"**−log₂ p(grid)**: learned prior **{res.bits_learned:.1f} bits**, uniform prior "
                 f"{res.bits_uniform:.1f} bits (49·log₂ {res.num_codes}). Fewer bits = the learned "
                 "prior finds this grid more typical.")
@@ -548,38 +550,38 @@ def build_code_grid(registry: svc.ModelRegistry, datasets: list[str], ds0: str,
 
     @friendly
     def on_paint(grid: Any, model: str | None, cells: str, code: float) -> list[list[int]]:
-        return svc.paint_cells(registry, _need(model), grid, cells, code).tolist()
+        return cg.paint_cells(registry, _need(model), grid, cells, code).tolist()
 
     @friendly
     def on_regenerate(grid: Any, model: str | None, cells: str, temperature: float,
                       seed: float) -> list[list[int]]:
-        return svc.regenerate_cells(registry, _need(model), grid, cells, temperature,
+        return cg.regenerate_cells(registry, _need(model), grid, cells, temperature,
                                     seed).tolist()
 
     def sampler(prior: str):
         @friendly
         def on_new(model: str | None, temperature: float, seed: float) -> list[list[int]]:
-            return svc.sample_code_grid(registry, _need(model), prior, temperature, seed).tolist()
+            return cg.sample_code_grid(registry, _need(model), prior, temperature, seed).tolist()
         return on_new
 
     @friendly
     def on_model(model: str | None, grid: Any, image: Any):
         if not model:
             return None, gr.skip()
-        atlas_img = svc.codebook_atlas(registry, model)[0]
+        atlas_img = cg.codebook_atlas(registry, model)[0]
         k = registry.entry(model).config.num_codes
         try:
-            if np.any(svc.parse_code_grid(grid, k)):  # all zeros = the placeholder: replace it
+            if np.any(cg.parse_code_grid(grid, k)):  # all zeros = the placeholder: replace it
                 return atlas_img, gr.skip()
         except svc.ServiceError:  # the grid does not fit this codebook: start afresh
             pass
         if image is not None:
-            return atlas_img, svc.code_grid_from_image(registry, model, to_input(image)).tolist()
-        return atlas_img, svc.sample_code_grid(registry, model, "learned", 1.0, 0).tolist()
+            return atlas_img, cg.code_grid_from_image(registry, model, to_input(image)).tolist()
+        return atlas_img, cg.sample_code_grid(registry, model, "learned", 1.0, 0).tolist()
 
     def on_map_click(cells: str, evt: gr.SelectData) -> Any:
         rc = render.code_map_cell(*evt.index, cell=CELL)
-        return gr.skip() if rc is None else svc.toggle_cell(cells, *rc)
+        return gr.skip() if rc is None else cg.toggle_cell(cells, *rc)
 
     def on_atlas_click(name: str | None, evt: gr.SelectData) -> Any:
         if not name:
@@ -689,13 +691,13 @@ def build_latent(registry: svc.ModelRegistry, datasets: list[str], ds0: str, tab
                     gr.Plot(value=None, visible=False), "")
         name = model
         if registry.entry(name).kind == "vqvae":
-            st = svc.vq_stats(registry, name)
-            f1, f2 = svc.latent_figures(registry, name, st)
+            st = lv.vq_stats(registry, name)
+            f1, f2 = lv.latent_figures(registry, name, st)
             return (gr.Image(value=None, visible=False), None, _stats_df(st), plot(f1),
                     gr.Plot(value=plot(f2), visible=True), f"Numbers from {st.source}.")
-        img, geo = svc.plane_image(registry, name, projection, prior_samples, seed)
-        st = svc.vae_stats(registry, name)
-        f1, _ = svc.latent_figures(registry, name, st)
+        img, geo = lv.plane_image(registry, name, projection, prior_samples, seed)
+        st = lv.vae_stats(registry, name)
+        f1, _ = lv.latent_figures(registry, name, st)
         where = {"z": "the latent plane itself", "pca": "a PCA of the posterior means",
                  "umap": "a UMAP of the posterior means"}[geo.projection]
         return (gr.Image(value=img, visible=True), None, _stats_df(st), plot(f1),
@@ -706,7 +708,7 @@ def build_latent(registry: svc.ModelRegistry, datasets: list[str], ds0: str, tab
     def on_click(model: str | None, projection: str, evt: gr.SelectData):
         if not model or model == NONE or registry.entry(model).kind != "vae":
             return gr.skip(), gr.skip()
-        uv = svc.click_to_map(registry, model, projection, *evt.index)
+        uv = lv.click_to_map(registry, model, projection, *evt.index)
         return (gr.skip(), gr.skip()) if uv is None else uv
 
     @friendly
@@ -714,7 +716,7 @@ def build_latent(registry: svc.ModelRegistry, datasets: list[str], ds0: str, tab
                   seed: float):
         if u is None or v is None:
             raise svc.ServiceError("give both map coordinates u and v")
-        point = svc.decode_point(registry, _need(model), projection, u, v, prior_samples, seed)
+        point = lv.decode_point(registry, _need(model), projection, u, v, prior_samples, seed)
         return big(point.image, 6), point.plane, point.note
 
     @friendly
@@ -724,7 +726,7 @@ def build_latent(registry: svc.ModelRegistry, datasets: list[str], ds0: str, tab
         if not todo:
             raise svc.ServiceError("UMAP is for VAEs with more than 2 latent dims; "
                                    "2-D models are drawn directly")
-        msgs = [svc.compute_umap(registry, m, progress=lambda f, t: progress(f, desc=t))
+        msgs = [lv.compute_umap(registry, m, progress=lambda f, t: progress(f, desc=t))
                 for m in todo]
         return "; ".join(msgs) + ". Choose the UMAP map above to see it."
 
@@ -745,7 +747,7 @@ def build_latent(registry: svc.ModelRegistry, datasets: list[str], ds0: str, tab
     return dataset, side_a, side_b
 
 
-def _stats_df(st: svc.LatentStats | None) -> pd.DataFrame:
+def _stats_df(st: lv.LatentStats | None) -> pd.DataFrame:
     rows = [list(r) for r in st.rows] if st else []
     return pd.DataFrame(rows, columns=["quantity", "value", "note"])
 

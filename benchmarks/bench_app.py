@@ -39,6 +39,8 @@ sys.path.insert(0, str(REPO))
 
 import torch
 
+from latentlab import code_grid as cg
+from latentlab import latent_view as lv
 from latentlab import render
 from latentlab import service as svc
 from latentlab.preprocess import prepare
@@ -161,17 +163,17 @@ def service_rows(reg: svc.ModelRegistry, repeats: int) -> list[tuple[str, str, f
         rows.append(("16-step interpolation + strip image", name, median_ms(
             lambda n=name: svc.interpolation_strip(svc.interpolate(reg, n, x, y, 16)), repeats), None))
     for name in vqs:
-        grid = svc.code_grid_from_image(reg, name, x)
+        grid = cg.code_grid_from_image(reg, name, x)
         grid[3, 3] = (grid[3, 3] + 1) % reg.entry(name).config.num_codes   # an edited cell
         table = grid.tolist()
         rows.append(("decode an edited code grid", name, median_ms(
-            lambda n=name, t=table: svc.decode_code_grid(reg, n, t), repeats), TARGETS_MS["code_decode"]))
+            lambda n=name, t=table: cg.decode_code_grid(reg, n, t), repeats), TARGETS_MS["code_decode"]))
         centre = "2-4,2-4"                                                  # rows, columns
         rows.append(("regenerate the centre 3x3 cells (learned prior)", name, median_ms(
-            lambda n=name, t=table, c=centre: svc.regenerate_cells(reg, n, t, c), max(3, repeats // 4)),
+            lambda n=name, t=table, c=centre: cg.regenerate_cells(reg, n, t, c), max(3, repeats // 4)),
             TARGETS_MS["code_regenerate"]))
         rows.append(("decode edited grid + coloured map", name, median_ms(
-            lambda n=name, t=table: render.code_map(svc.decode_code_grid(reg, n, t).grid, 128),
+            lambda n=name, t=table: render.code_map(cg.decode_code_grid(reg, n, t).grid, 128),
             repeats), None))
     return rows
 
@@ -183,10 +185,10 @@ def latent_rows(folder: Path, repeats: int) -> list[tuple[str, str, float, int |
     for e in probe.entries(kinds=("vae", "vqvae")):
         def tab(reg: svc.ModelRegistry, n: str = e.name, kind: str = e.kind) -> None:
             if kind == "vqvae":
-                figs = svc.latent_figures(reg, n, svc.vq_stats(reg, n))
+                figs = lv.latent_figures(reg, n, lv.vq_stats(reg, n))
             else:
-                svc.plane_image(reg, n, "auto", 200, 0)
-                figs = svc.latent_figures(reg, n, svc.vae_stats(reg, n))
+                lv.plane_image(reg, n, "auto", 200, 0)
+                figs = lv.latent_figures(reg, n, lv.vae_stats(reg, n))
             [render.to_json(f) for f in figs if f is not None]
 
         cold, cold_cpu = [], []

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from latentlab import data, service
+from latentlab import latent_view as lv
 from latentlab.service import ModelRegistry
 
 PER_CLASS = 2
@@ -67,9 +68,9 @@ def vae_arrays(lm, n: int, with_umap: bool, n_prior: int = 500) -> dict[str, np.
     out = {"sha": np.array(lm.sha), "mu": mu.astype(np.float16), "logvar": logvar.astype(np.float16),
            "labels": y[:n].numpy().astype(np.uint8)}
     if mu.shape[1] == 2:
-        extent = service.plane_extent(mu, service._reference_prior(lm.model))
+        extent = lv.plane_extent(mu, lv._reference_prior(lm.model))
         out["extent"] = np.array(extent, np.float32)
-        out["density"] = service.density_grid(lm.model.prior, extent).astype(np.float32)
+        out["density"] = lv.density_grid(lm.model.prior, extent).astype(np.float32)
     elif with_umap:
         prior_z = lm.model.prior.sample(n_prior, generator=torch.Generator().manual_seed(1)).numpy()
         out["umap"], out["umap_prior"] = _umap(mu, prior_z)

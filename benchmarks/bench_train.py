@@ -1,5 +1,8 @@
 """Training throughput (images/s) for each model kind on the current device.
 
+The code priors are timed on random 7x7 grids (one grid = one image): the small default the
+training command and Train tab fit, and the wider one the shipped VQ-VAEs carry.
+
     python benchmarks/bench_train.py [--repeats 5] [--steps 20] [--batch-size 128] [--json out.json]
 
 Each repeat times ``--steps`` optimizer steps of the real training step function (the same
@@ -36,12 +39,30 @@ def model_specs() -> dict[str, tuple[str, object]]:
     specs["vae N(0,I) z=2"] = ("vae", vae_cfg(latent_dim=2, prior="normal"))
     specs["classifier"] = ("classifier", MODEL_KINDS["classifier"][0]())
     specs["vq-vae"] = ("vqvae", MODEL_KINDS["vqvae"][0]())
+    specs["code prior 64x4"] = ("code_prior", (64, 4))    # VQVAEConfig's default
+    specs["code prior 128x4"] = ("code_prior", (128, 4))  # the shipped priors (fit_prior)
     return specs
 
 
-def time_steps(kind: str, config, steps: int, batch_size: int, device: torch.device) -> float:
-    """Images per second over ``steps`` training steps (after two warm-up steps)."""
-    torch.manual_seed(0)
+def _prior_step(config: tuple[int, int], batch_size: int, device: torch.device):
+    """One maximum-likelihood step of a code prior (dim, layers) on random grids."""
+    from models.code_prior import TransformerCodePrior
+
+    num_codes = MODEL_KINDS["vqvae"][0]().num_codes
+    prior = TransformerCodePrior(num_codes, *config).to(device).train()
+    opt = torch.optim.AdamW(prior.parameters(), lr=1e-3)
+    grids = torch.randint(num_codes, (batch_size, 7, 7), device=device)  # (B, 7, 7)
+
+    def step():
+        loss = -prior.log_prob(grids).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _model_step(kind: str, config, batch_size: int, device: torch.device):
+    """One training step of a model kind, the trainer's own step function, on random data."""
     model = MODEL_KINDS[kind][1](config).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.rand(batch_size, 1, 28, 28, device=device)
@@ -54,6 +75,14 @@ def time_steps(kind: str, config, steps: int, batch_size: int, device: torch.dev
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    return step
+
+
+def time_steps(kind: str, config, steps: int, batch_size: int, device: torch.device) -> float:
+    """Images per second over ``steps`` training steps (after two warm-up steps)."""
+    torch.manual_seed(0)
+    step = (_prior_step(config, batch_size, device) if kind == "code_prior"
+            else _model_step(kind, config, batch_size, device))
 
     for _ in range(2):
         step()

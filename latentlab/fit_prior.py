@@ -76,8 +76,7 @@ def refit_prior(folder: str | os.PathLike, changes: dict, seed: int = 0, subset:
     model = _with_new_prior(model, changes)
     x, _ = data.load_split(info.config.dataset, train=True)
     x = x[:subset] if subset > 0 else x                                      # (N, 1, 28, 28)
-    trainer = argparse.Namespace(x=x, cfg=argparse.Namespace(seed=seed), rank=0)
-    fitted = model.after_training(trainer, progress=progress)
+    fitted = model.fit_prior(x, seed=seed, progress=progress)
     metrics = {k: v for k, v in info.metrics.items() if not k.startswith(STALE_PREFIXES)}
     auto = _autoencoder_seconds(info.metrics)
     metrics.update(fitted, prior_command=command, prior_date=dt.datetime.now(dt.UTC).isoformat(

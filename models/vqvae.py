@@ -219,10 +219,15 @@ class VQVAE(nn.Module):
 
     def after_training(self, trainer, progress: bool = False) -> dict:
         """Called by ``latentlab.train.fit`` after the last epoch: fit the code prior."""
+        return self.fit_prior(trainer.x, seed=trainer.cfg.seed,
+                              progress=progress and not getattr(trainer, "rank", 0))
+
+    def fit_prior(self, x: torch.Tensor, seed: int = 0, progress: bool = False) -> dict:
+        """Encode images (N, 1, 28, 28) to code grids and fit the code prior on them (the
+        lecture's second stage); returns the fit's train NLL, wall time and grid count."""
         start = time.time()
-        grids = self.encode_dataset(trainer.x)                               # (N, 7, 7)
-        nll = fit_code_prior(self.code_prior, grids, self.config, seed=trainer.cfg.seed,
-                             progress=progress and not getattr(trainer, "rank", 0))
+        grids = self.encode_dataset(x)                                       # (N, 7, 7)
+        nll = fit_code_prior(self.code_prior, grids, self.config, seed=seed, progress=progress)
         return {"prior_train_nll_bits_per_code": round(nll, 4) if math.isfinite(nll) else None,
                 "prior_train_wall_time_s": round(time.time() - start, 1),
                 "prior_train_grids": len(grids)}

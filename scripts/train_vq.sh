@@ -11,7 +11,7 @@ for ds in mnist fashion; do
   $py -m latentlab.train --threads 1 --no-progress --dataset $ds --model vqvae --epochs 6 \
       --prior-epochs 3 --out checkpoints/$ds-vqvae
   $py -m latentlab.fit_prior checkpoints/$ds-vqvae --prior-dim 128 --prior-layers 4 \
-      --prior-epochs 8 --threads 1 --no-progress
+      --prior-epochs 10 --threads 1 --no-progress
 done
 for ds in mnist fashion; do
   while [ ! -f checkpoints/$ds-classifier/metrics.json ]; do sleep 20; done

@@ -331,6 +331,15 @@ def vq_stats(registry: ModelRegistry, name: str) -> LatentStats:
             ("uniform_prior_nll_bits_per_code", "uniform prior: bits per code", "log2 K")):
         if key in m:
             rows.append((label, _fmt(float(m[key]), 4 if key == "test_mse" else 2), meaning))
+    for key, label, meaning in (  # the lecture's point about priors, in numbers (evaluate)
+            ("learned_prior_confident_share", "learned-prior samples judged confidently",
+             "share with classifier probability >= 0.9, T = 1"),
+            ("uniform_prior_confident_share", "uniform-prior samples judged confidently",
+             "the prior of the VQ-VAE derivation"),
+            ("reconstruction_confident_share", "reconstructions judged confidently",
+             "ceiling for any prior's samples")):
+        if key in m:
+            rows.append((label, f"{100 * float(m[key]):.1f} %", meaning))
     src = "metrics.json" if "dead_codes" in m else cd.source
     return LatentStats(rows, src)
 

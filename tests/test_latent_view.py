@@ -1,5 +1,7 @@
 """Latent space tab model layer: the 2-D map, clicks decoded, density grid, statistics, UMAP."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from latentlab import render
 from latentlab import service as svc
 from models.vae import VAE, VAEConfig
 
+REPO = Path(__file__).resolve().parents[1]
 VAES = ["mnist-vae-z2", "mnist-flow-z2", "mnist-vae-z4", "mnist-flow-z4"]
 
 
@@ -73,6 +76,15 @@ def test_vq_latent_stats_and_figures(reg):
     assert usage["data"][0]["type"] == "bar" and len(usage["data"][0]["x"]) == 16
     assert {t["name"] for t in scatter["data"]} >= {"z_e (encoder)", "codebook e_k"}
     render.to_json(scatter)                                             # serialisable as is
+
+
+def test_vq_latent_stats_show_the_sample_quality_of_both_priors():
+    reg = svc.ModelRegistry(REPO / "checkpoints", assets=None)
+    m = reg.entry("mnist-vqvae").metrics
+    rows = {r[0]: r[1] for r in lv.vq_stats(reg, "mnist-vqvae").rows}
+    learned = rows["learned-prior samples judged confidently"]
+    assert learned == f"{100 * m['learned_prior_confident_share']:.1f} %"
+    assert float(learned[:-2]) > float(rows["uniform-prior samples judged confidently"][:-2])
 
 
 def test_umap_with_a_stand_in_reducer(reg):

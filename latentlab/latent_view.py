@@ -337,7 +337,7 @@ def vq_stats(registry: ModelRegistry, name: str) -> LatentStats:
             ("uniform_prior_confident_share", "uniform-prior samples judged confidently",
              "the prior of the VQ-VAE derivation"),
             ("reconstruction_confident_share", "reconstructions judged confidently",
-             "ceiling for any prior's samples")):
+             "what a perfect prior would give at T = 1")):
         if key in m:
             rows.append((label, f"{100 * float(m[key]):.1f} %", meaning))
     src = "metrics.json" if "dead_codes" in m else cd.source

@@ -87,9 +87,10 @@ def _decode_grids(model, grids: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def _reference_quality(model, dataset: str, batch_size: int, quality: SampleQualityFn) -> dict:
-    """The classifier's view of the real test images and of their reconstructions: the
-    ceiling any prior's samples can reach (for Fashion-MNIST the real images themselves are
-    far from a confident share of 1)."""
+    """The classifier's view of the real test images and of their reconstructions. A perfect
+    prior draws code grids as the encoder assigns them, so at T = 1 its samples score like the
+    reconstructions: the reference for the learned prior (for Fashion-MNIST even the real
+    images are far from a confident share of 1)."""
     x, _ = data.load_split(dataset, train=False)                             # (N, 1, 28, 28)
     grids = torch.cat([model.encode_to_indices(xb.to(model.device)).cpu() for xb in x.split(batch_size)])
     out = {f"test_images_{k}": v for k, v in quality(x, dataset).items()}

@@ -52,7 +52,8 @@ def vq_row(name: str, m: dict) -> str:
 
 def vq_quality_row(name: str, m: dict) -> str:
     """Confident share of learned-prior samples at each temperature, next to the uniform
-    prior and the two ceilings: reconstructions and the real test images."""
+    prior and two references: reconstructions (what a perfect prior gives at T = 1) and the
+    real test images."""
     sweep = m.get("learned_prior_temperature_sweep", {})
     temps = " | ".join(_f(sweep.get(t, {}).get("confident_share"), 3) for t in SWEEP)
     return (f"| `{name}` | {_f(m.get('learned_prior_confident_share'), 3)} | {temps} "

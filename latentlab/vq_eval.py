@@ -61,14 +61,10 @@ def _sample_images(model, n: int, prior: str, batch_size: int, seed: int,
 
 # ----------------------------------------------------------------------------- public API
 
-def reconstruction_metrics(model, dataset: str, batch_size: int = 1000) -> dict:
-    """Test MSE and PSNR, codebook usage / perplexity / dead codes, prior test NLL."""
-    was_training = model.training
-    model.eval()
-    errors, grids = _encode_test_set(model, dataset, batch_size)
+def _reconstruction_numbers(model, errors: torch.Tensor, grids: torch.Tensor) -> dict:
     counts = torch.bincount(grids.flatten(), minlength=model.config.num_codes)  # (K,)
     mse = errors.mean().item()
-    metrics = {
+    return {
         "test_mse": round(mse, 6),
         "test_psnr_db": round(10 * math.log10(1.0 / max(mse, 1e-12)), 3),
         "codebook_usage": round((counts > 0).float().mean().item(), 4),
@@ -77,6 +73,13 @@ def reconstruction_metrics(model, dataset: str, batch_size: int = 1000) -> dict:
         "prior_test_nll_bits_per_code": round(prior_nll_bits_per_code(model.code_prior, grids), 4),
         "uniform_prior_nll_bits_per_code": round(math.log2(model.config.num_codes), 4),
     }
+
+
+def reconstruction_metrics(model, dataset: str, batch_size: int = 1000) -> dict:
+    """Test MSE and PSNR, codebook usage / perplexity / dead codes, prior test NLL."""
+    was_training = model.training
+    model.eval()
+    metrics = _reconstruction_numbers(model, *_encode_test_set(model, dataset, batch_size))
     model.train(was_training)
     return metrics
 
@@ -86,13 +89,13 @@ def _decode_grids(model, grids: torch.Tensor, batch_size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _reference_quality(model, dataset: str, batch_size: int, quality: SampleQualityFn) -> dict:
+def _reference_quality(model, dataset: str, grids: torch.Tensor, batch_size: int,
+                       quality: SampleQualityFn) -> dict:
     """The classifier's view of the real test images and of their reconstructions. A perfect
     prior draws code grids as the encoder assigns them, so at T = 1 its samples score like the
     reconstructions: the reference for the learned prior (for Fashion-MNIST even the real
     images are far from a confident share of 1)."""
     x, _ = data.load_split(dataset, train=False)                             # (N, 1, 28, 28)
-    grids = torch.cat([model.encode_to_indices(xb.to(model.device)).cpu() for xb in x.split(batch_size)])
     out = {f"test_images_{k}": v for k, v in quality(x, dataset).items()}
     recon = _decode_grids(model, grids, batch_size)
     out.update({f"reconstruction_{k}": v for k, v in quality(recon, dataset).items()})
@@ -116,11 +119,13 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
     ``temperatures`` (lower T trades diversity for confidence). Samples are seeded by ``seed``.
     """
     data.check_dataset(dataset)
-    metrics = reconstruction_metrics(model, dataset, batch_size)
-    if sample_quality_fn is None or n_samples <= 0:
-        return metrics
     was_training = model.training
     model.eval()
+    errors, grids = _encode_test_set(model, dataset, batch_size)             # (N,), (N, 7, 7)
+    metrics = _reconstruction_numbers(model, errors, grids)
+    if sample_quality_fn is None or n_samples <= 0:
+        model.train(was_training)
+        return metrics
     for kind in ("learned", "uniform"):
         images = _sample_images(model, n_samples, kind, batch_size, seed)
         for key, value in sample_quality_fn(images, dataset).items():
@@ -130,6 +135,6 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
         q = sample_quality_fn(_sample_images(model, n_samples, "learned", batch_size, seed, t), dataset)
         sweep[str(t)] = {k: q[k] for k in SWEEP_KEYS if k in q}
     metrics["learned_prior_temperature_sweep"] = sweep
-    metrics.update(_reference_quality(model, dataset, batch_size, sample_quality_fn))
+    metrics.update(_reference_quality(model, dataset, grids, batch_size, sample_quality_fn))
     model.train(was_training)
     return metrics

@@ -556,7 +556,7 @@ def build_code_grid(registry: svc.ModelRegistry, datasets: list[str], ds0: str,
     def on_regenerate(grid: Any, model: str | None, cells: str, temperature: float,
                       seed: float) -> list[list[int]]:
         return cg.regenerate_cells(registry, _need(model), grid, cells, temperature,
-                                    seed).tolist()
+                                   seed).tolist()
 
     def sampler(prior: str):
         @friendly
@@ -784,7 +784,7 @@ def build_demo(registry: svc.ModelRegistry) -> gr.Blocks:
                 int_ds, int_models, int_a, int_b = build_interpolate(registry, datasets, ds0,
                                                                       interp_tab)
             with gr.Tab("Code grid", id="codegrid") as code_tab:
-                cg = build_code_grid(registry, datasets, ds0, code_tab)
+                code_ui = build_code_grid(registry, datasets, ds0, code_tab)
             with gr.Tab("Latent space", id="latent") as latent_tab:
                 lat_ds, side_a, side_b = build_latent(registry, datasets, ds0, latent_tab)
             with gr.Tab("Train", id="train"):
@@ -794,7 +794,7 @@ def build_demo(registry: svc.ModelRegistry) -> gr.Blocks:
         pickers = [(rec.dataset, rec.models, ("vae", "vqvae"), "pair+vq"),
                    (sam_ds, sam_models, ("vae", "vqvae"), "pair"),
                    (int_ds, int_models, ("vae", "vqvae"), "pair"),
-                   (cg.dataset, cg.model, ("vqvae",), "first"),
+                   (code_ui.dataset, code_ui.model, ("vqvae",), "first"),
                    (lat_ds, side_a.model, ("vae", "vqvae"), "latent_a"),
                    (lat_ds, side_b.model, ("vae", "vqvae"), "latent_b")]
 
@@ -821,7 +821,7 @@ def build_demo(registry: svc.ModelRegistry) -> gr.Blocks:
         for key, radio, panels, dds in (
                 ("rec", rec.dataset, [(rec.panel, 6)], [0]), ("sample", sam_ds, [], [1]),
                 ("interp", int_ds, [(int_a, 6), (int_b, 14)], [2]),
-                ("code", cg.dataset, [(cg.panel, 16)], [3]), ("latent", lat_ds, [], [4, 5])):
+                ("code", code_ui.dataset, [(code_ui.panel, 16)], [3]), ("latent", lat_ds, [], [4, 5])):
             event = radio.input(
                 functools.partial(on_dataset, dds, [i for _, i in panels]), [radio],
                 [pickers[i][1] for i in dds] + [p.gallery for p, _ in panels]
@@ -867,7 +867,8 @@ def build_demo(registry: svc.ModelRegistry) -> gr.Blocks:
                     gr.Dropdown(choices=model_choices(registry, ds, ("vqvae",)), value=state["model"]),
                     state["grid"])
 
-        rec.open_button.click(open_in_code_grid, [rec.vq_state], [tabs, cg.dataset, cg.model, cg.grid],
+        rec.open_button.click(open_in_code_grid, [rec.vq_state],
+                              [tabs, code_ui.dataset, code_ui.model, code_ui.grid],
                               api_name="open_in_code_grid", api_visibility="private")
     demo.queue(default_concurrency_limit=2)
     return demo

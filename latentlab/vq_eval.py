@@ -28,18 +28,21 @@ SWEEP_KEYS = ("confident_share", "class_entropy_bits", "frechet_distance")
 # ----------------------------------------------------------------------------- helpers
 
 @torch.no_grad()
-def _encode_test_set(model, dataset: str, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Squared error per test image (N,) and the test code grids (N, 7, 7), in eval mode."""
+def _encode_test_set(model, dataset: str, batch_size: int
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Squared error per test image (N,), the test code grids (N, 7, 7) and the
+    reconstructions (N, 1, 28, 28), in eval mode."""
     x, _ = data.load_split(dataset, train=False)
     device = model.device
-    errors, grids = [], []
+    errors, grids, recons = [], [], []
     for xb in x.split(batch_size):
         xb = xb.to(device)
         idx = model.encode_to_indices(xb)                                    # (b, 7, 7)
         x_hat = model.decode_indices(idx)                                    # (b, 1, 28, 28)
         errors.append((x_hat - xb).pow(2).flatten(1).mean(1).cpu())         # (b,)
         grids.append(idx.cpu())
-    return torch.cat(errors), torch.cat(grids)
+        recons.append(x_hat.cpu())
+    return torch.cat(errors), torch.cat(grids), torch.cat(recons)
 
 
 @torch.no_grad()
@@ -79,25 +82,20 @@ def reconstruction_metrics(model, dataset: str, batch_size: int = 1000) -> dict:
     """Test MSE and PSNR, codebook usage / perplexity / dead codes, prior test NLL."""
     was_training = model.training
     model.eval()
-    metrics = _reconstruction_numbers(model, *_encode_test_set(model, dataset, batch_size))
+    errors, grids, _ = _encode_test_set(model, dataset, batch_size)
+    metrics = _reconstruction_numbers(model, errors, grids)
     model.train(was_training)
     return metrics
 
 
-def _decode_grids(model, grids: torch.Tensor, batch_size: int) -> torch.Tensor:
-    return torch.cat([model.decode_indices(g.to(model.device)).cpu() for g in grids.split(batch_size)])
-
-
 @torch.no_grad()
-def _reference_quality(model, dataset: str, grids: torch.Tensor, batch_size: int,
-                       quality: SampleQualityFn) -> dict:
+def _reference_quality(dataset: str, recon: torch.Tensor, quality: SampleQualityFn) -> dict:
     """The classifier's view of the real test images and of their reconstructions. A perfect
     prior draws code grids as the encoder assigns them, so at T = 1 its samples score like the
     reconstructions: the reference for the learned prior (for Fashion-MNIST even the real
     images are far from a confident share of 1)."""
     x, _ = data.load_split(dataset, train=False)                             # (N, 1, 28, 28)
     out = {f"test_images_{k}": v for k, v in quality(x, dataset).items()}
-    recon = _decode_grids(model, grids, batch_size)
     out.update({f"reconstruction_{k}": v for k, v in quality(recon, dataset).items()})
     return out
 
@@ -121,7 +119,7 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
     data.check_dataset(dataset)
     was_training = model.training
     model.eval()
-    errors, grids = _encode_test_set(model, dataset, batch_size)             # (N,), (N, 7, 7)
+    errors, grids, recon = _encode_test_set(model, dataset, batch_size)
     metrics = _reconstruction_numbers(model, errors, grids)
     if sample_quality_fn is None or n_samples <= 0:
         model.train(was_training)
@@ -135,6 +133,6 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
         q = sample_quality_fn(_sample_images(model, n_samples, "learned", batch_size, seed, t), dataset)
         sweep[str(t)] = {k: q[k] for k in SWEEP_KEYS if k in q}
     metrics["learned_prior_temperature_sweep"] = sweep
-    metrics.update(_reference_quality(model, dataset, grids, batch_size, sample_quality_fn))
+    metrics.update(_reference_quality(dataset, recon, sample_quality_fn))
     model.train(was_training)
     return metrics

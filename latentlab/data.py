@@ -28,6 +28,8 @@ CLASS_NAMES = {
                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
 }
 TEST_BINARIZATION_SEED = 1234  # every model is scored on the same bits
+VAL_BINARIZATION_SEED = 4321   # every model is validated on the same bits
+VAL_SIZE = 10000               # the last 10,000 training images: the documented validation split
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -88,6 +90,20 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     """
     u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return (u < x).to(x.dtype)
+
+
+def train_val_split(name: str, val_size: int = VAL_SIZE
+                    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """((x_train, y_train), (x_val, y_val)): the last ``val_size`` training images are held out.
+
+    Every choice (epochs, prior size, early stopping, temperatures) is made on the validation
+    part; the test set is scored once at the end.
+    """
+    x, y = load_split(name, train=True)
+    if not 0 <= val_size < len(x):
+        raise ValueError(f"val_size must lie in [0, {len(x)}), not {val_size}")
+    cut = len(x) - val_size
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
 
 
 @lru_cache(maxsize=4)

@@ -289,13 +289,14 @@ def vae_stats(registry: ModelRegistry, name: str) -> LatentStats:
 @torch.inference_mode()
 def _live_vae_stats(registry: ModelRegistry, name: str) -> LatentStats:
     from latentlab.metrics import active_units, elbo_surgery, kl_per_dim
+    from models.distributions import DiagonalGaussian
 
     lm, ld = registry.get(name, ("vae",)), latent_data(registry, name)
     model = lm.model
     n = min(len(ld.mu), LIVE_SUBSET)  # q_agg costs N^2: a few thousand points is plenty here
     mu, logvar = torch.from_numpy(ld.mu[:n]), torch.from_numpy(ld.logvar[:n])
-    z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=torch.Generator().manual_seed(0))
-    kl = model.kl_terms(z, mu, logvar)                                      # (N,)
+    q = DiagonalGaussian(mu, logvar)
+    kl = model.kl(q, q.rsample(generator=torch.Generator().manual_seed(0)))  # (N,)
     s = elbo_surgery(mu, logvar, model.prior, torch.zeros(len(mu)), kl,
                      generator=torch.Generator().manual_seed(1))
     n_active, var = active_units(mu)

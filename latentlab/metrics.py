@@ -29,8 +29,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from models.priors import LOG_2PI
-from models.vae import bernoulli_log_prob, gaussian_log_prob, kl_normal_standard
+from models.distributions import LOG_2PI, DiagonalGaussian, kl_normal_standard
+from models.vae import bernoulli_log_prob
 
 # Decoder passes per forward call. On the CPU 512 keeps every activation tensor under glibc's
 # 32 MB mmap threshold, so freed memory is reused instead of page-faulted afresh on each call
@@ -66,14 +66,6 @@ def _device(module: nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
-def _sample_posterior(mu: torch.Tensor, logvar: torch.Tensor, n: int | None = None,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
-    """z = mu + sigma * eps; shape (B, D), or (n, B, D) when n is given."""
-    shape = mu.shape if n is None else (n, *mu.shape)
-    eps = torch.randn(shape, generator=generator, device=mu.device, dtype=mu.dtype)
-    return mu + torch.exp(0.5 * logvar) * eps
-
-
 # ----------------------------------------------------------------------------- ELBO and IWAE
 
 @torch.no_grad()
@@ -94,11 +86,12 @@ def elbo_terms(model: nn.Module, x: torch.Tensor, n_samples: int = 16,
     parts = []
     for xb in x.split(max(1, max_decodes // n_samples)):
         xb = xb.to(device)
-        mu, logvar = model.encode(xb)                                         # (B, D)
-        z = _sample_posterior(mu, logvar, n_samples, generator)               # (S, B, D)
+        q = model.posterior(xb)
+        z = model.posterior_samples(q, n_samples, generator)                 # (S, B, ...)
         rec_nll = -bernoulli_log_prob(model.decode(z), xb.unsqueeze(0)).mean(0)  # (B,)
-        kl = model.kl_terms(z, mu, logvar)          # (B,) analytic, or (S, B) Monte Carlo terms
-        kl = kl.mean(0) if kl.dim() == 2 else kl
+        kl = model.kl(q, z).mean(0)                 # (B,) analytic, or the S-sample Monte Carlo mean
+        mu = q.mean.flatten(1)                      # (B, D), or the class probabilities (B, N*K)
+        logvar = q.logvar if isinstance(q, DiagonalGaussian) else torch.full_like(mu, -math.inf)
         parts.append([t.float().cpu() for t in (rec_nll, kl, mu, logvar)])
     return ElboTerms(*(torch.cat(ts) for ts in zip(*parts)))
 
@@ -184,9 +177,10 @@ def elbo_surgery(mu: torch.Tensor, logvar: torch.Tensor, prior: nn.Module, rec_n
     n = len(mu)
     m = n if not n_points or n_points >= n else n_points
     idx = torch.randperm(n, generator=generator)[:m] if m < n else torch.arange(n)
-    z = _sample_posterior(mu[idx], logvar[idx], generator=generator)         # (M, D)
+    own = DiagonalGaussian(mu[idx], logvar[idx])
+    z = own.rsample(generator=generator)                                      # (M, D)
     log_q_agg = log_aggregate_posterior(z, mu, logvar)                        # (M,)
-    log_q_own = gaussian_log_prob(z, mu[idx], logvar[idx]).double()          # (M,)
+    log_q_own = own.log_prob(z).double()                                      # (M,)
     log_p = prior.log_prob(z.to(_device(prior))).double().cpu()              # (M,)
     reconstruction, avg_kl = -rec_nll.double().mean().item(), kl.double().mean().item()
     marginal_kl = (log_q_agg - log_p).mean().item()

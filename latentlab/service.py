@@ -33,7 +33,6 @@ import torch
 from latentlab import render
 from latentlab.checkpoint import CheckpointError, load_checkpoint, read_info
 from latentlab.data import CLASS_NAMES, check_dataset
-from models.vae import bernoulli_log_prob, gaussian_log_prob
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = 7
@@ -483,20 +482,15 @@ def _vae_reconstruct(model: torch.nn.Module, x: torch.Tensor, k: int,
     log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x); ELBO ≈ mean_i log w_i and
     L_k = log mean_i w_i, so L_k >= ELBO holds for every draw (Jensen).
     """
-    mu, logvar = model.encode(x)                                            # (1, D)
-    eps = torch.randn((k, *mu.shape), generator=gen)                        # (k, 1, D)
-    z = mu + torch.exp(0.5 * logvar) * eps                                  # (k, 1, D)
-    logits = model.decode(torch.cat([mu.unsqueeze(0), z]))                  # (k+1, 1, 1, 28, 28)
-    log_px = bernoulli_log_prob(logits[1:], x.unsqueeze(0))                 # (k, 1)
-    log_pz = model.prior.log_prob(z)                                        # (k, 1)
-    log_q = gaussian_log_prob(z, mu, logvar)                                # (k, 1)
+    q = model.posterior(x)                                                  # batch (1,)
+    log_px, log_pz, log_q = model.importance_terms(x, k, gen)               # (k, 1) each
     log_w = (log_px + log_pz - log_q).double()
     elbo = log_w.mean().item()
     iwae = (torch.logsumexp(log_w, 0) - math.log(k)).item()
     numbers = {"rec_nll": -log_px.mean().item(), "kl": (log_q - log_pz).mean().item(),
                "elbo": elbo, "iwae": iwae, "gap": iwae - elbo}
-    image = torch.sigmoid(logits[0]).view(28, 28).numpy()
-    return image, numbers, mu[0].numpy(), torch.exp(0.5 * logvar[0]).numpy()
+    image = model.decode_probs(q.mean).view(28, 28).numpy()
+    return image, numbers, q.mean[0].numpy(), q.stddev[0].numpy()
 
 
 def _vq_reconstruct(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray, dict, np.ndarray]:

@@ -48,6 +48,8 @@ class TrainConfig:
     kl_warmup_epochs: float = 0.0      # beta ramps linearly from 0 over this many epochs
     seed: int = 0
     subset: int = 0                    # train on the first N images only (0 = all)
+    val_size: int = 10000              # last N training images held out for validation (0 = none)
+    keep_best: bool = False            # keep the weights of the epoch with the lowest val loss
     device: str = "auto"               # auto = CUDA when present
     bf16: bool = False                 # autocast on CUDA only
     threads: int = 0                   # torch CPU threads (0 = torch's default)
@@ -55,6 +57,10 @@ class TrainConfig:
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        if self.val_size < 0:
+            raise ValueError("val_size must be >= 0 (0 = no validation split)")
+        if self.keep_best and not self.val_size:
+            raise ValueError("keep_best chooses an epoch on validation: it needs val_size > 0")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -119,10 +125,14 @@ class Trainer:
         self.device = pick_device(cfg.device)
         self.rank, self.world = dist_info()
         torch.manual_seed(cfg.seed)
-        x, y = data.load_split(cfg.dataset, train=True)
+        (x, y), (x_val, y_val) = data.train_val_split(cfg.dataset, cfg.val_size)
         if cfg.subset:
             x, y = x[: cfg.subset], y[: cfg.subset]
         self.x, self.y = x.to(self.device), y.to(self.device)
+        if self.kind in BINARIZED:  # validated on fixed bits, like the test set
+            x_val = data.binarize(x_val, torch.Generator().manual_seed(data.VAL_BINARIZATION_SEED))
+        self.x_val, self.y_val = x_val.to(self.device), y_val.to(self.device)
+        self.best: tuple[float, int, dict] | None = None  # (val loss, epoch, CPU weights)
         self.model = model.to(self.device)
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -145,6 +155,13 @@ class Trainer:
         progress = (self.epoch + step_in_epoch / self.steps_per_epoch) / self.cfg.kl_warmup_epochs
         return unwrap(self.model).config.beta * min(1.0, progress)
 
+    def _anneal(self, step_in_epoch: int) -> None:
+        """Gumbel-softmax VAEs lower their temperature over the whole run."""
+        model = unwrap(self.model)
+        if self.kind == "vae" and model.config.posterior == "categorical":
+            total = self.cfg.epochs * self.steps_per_epoch
+            model.anneal((self.epoch * self.steps_per_epoch + step_in_epoch) / max(total - 1, 1))
+
     def _epoch_data(self) -> torch.Tensor:
         if self.kind in BINARIZED:
             g = torch.Generator(device=self.device).manual_seed(self.cfg.seed * 100003 + self.epoch)
@@ -163,6 +180,7 @@ class Trainer:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16,
                                   enabled=self.cfg.bf16 and self.device.type == "cuda")
         for i, idx in enumerate(order.split(self.cfg.batch_size)[: self.steps_per_epoch]):
+            self._anneal(i)
             with autocast:
                 loss, logs = STEPS[self.kind](self.model, xs[idx], self.y[idx], self._beta(i))
             self.optimizer.zero_grad(set_to_none=True)
@@ -179,9 +197,45 @@ class Trainer:
                 break
         self.epoch += 1
         result = {k: (v / max(n, 1)).item() for k, v in sums.items()}
+        result.update(self.validate())
         result.update(epoch=self.epoch, stopped=stopped)
         self.history.append(result)
+        self._remember_best(result)
         return result
+
+    @torch.no_grad()
+    def validate(self, batch_size: int = 1000) -> dict:
+        """Mean of each logged term on the validation split, keys prefixed ``val_``.
+
+        Runs under a forked RNG with a fixed seed: the same bits and noise every epoch, and
+        the training's random stream is left as it was.
+        """
+        if not len(self.x_val):
+            return {}
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(data.VAL_BINARIZATION_SEED)
+            for xb, yb in zip(self.x_val.split(batch_size), self.y_val.split(batch_size)):
+                _, logs = STEPS[self.kind](unwrap(self.model), xb, yb, None)
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v.float() * len(xb)
+        self.model.train()
+        return {f"val_{k}": (v / len(self.x_val)).item() for k, v in sums.items()}
+
+    def _remember_best(self, result: dict) -> None:
+        if not self.cfg.keep_best or "val_loss" not in result:
+            return
+        if self.best is None or result["val_loss"] < self.best[0]:
+            weights = {k: v.detach().cpu().clone() for k, v in unwrap(self.model).state_dict().items()}
+            self.best = (result["val_loss"], self.epoch, weights)
+
+    def restore_best(self) -> int:
+        """Load the weights of the lowest-validation-loss epoch; returns that epoch (or the last)."""
+        if self.best is None:
+            return self.epoch
+        unwrap(self.model).load_state_dict(self.best[2])
+        return self.best[1]
 
     def state_dict(self) -> dict:
         """Everything needed to resume exactly where this trainer is (for chunked training)."""
@@ -200,6 +254,22 @@ class Trainer:
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.epoch, self.history = state["epoch"], list(state["history"])
+
+
+def validation_summary(trainer: Trainer, chosen_epoch: int) -> dict:
+    """What metrics.json records of the validation protocol."""
+    cfg = trainer.cfg
+    if not cfg.val_size:
+        return {"val_size": 0}
+    curve = [{k: round(v, 4) for k, v in h.items() if k.startswith("val_")} | {"epoch": h["epoch"]}
+             for h in trainer.history]
+    chosen = next(c for c in curve if c["epoch"] == chosen_epoch)
+    return {"val_size": cfg.val_size,
+            "val_split": f"the last {cfg.val_size} training images (binarized with seed "
+                         f"{data.VAL_BINARIZATION_SEED} for Bernoulli decoders)",
+            "val_chosen_epoch": chosen_epoch,
+            "val_rule": "lowest val_loss" if cfg.keep_best else "last epoch (fixed budget)",
+            "val": chosen, "val_history": curve}
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -293,6 +363,7 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
             print(f"[{cfg.model} {cfg.dataset}] epoch {trainer.epoch}/{cfg.epochs} {terms} "
                   f"({time.time() - start:.0f}s)", flush=True)
     bar.close()
+    chosen_epoch = trainer.restore_best()
     model = unwrap(trainer.model)
     post = getattr(model, "after_training", None)  # e.g. the VQ-VAE fits its code prior here
     extra = post(trainer, progress=progress) if post else {}
@@ -306,6 +377,7 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "train_config": dataclasses.asdict(cfg),
         "final_epoch": trainer.history[-1],
+        **validation_summary(trainer, chosen_epoch),
         **(extra or {}),
     }
     from latentlab.evaluate import quick_metrics

@@ -1,7 +1,9 @@
-"""Priors over a continuous latent z: N(0, I) and a RealNVP flow p_lambda(z).
+"""Priors over the latent z: N(0, I), a RealNVP flow p_lambda(z), and uniform categoricals.
 
-Both are ``nn.Module``s with the interface of a ``torch.distributions.Distribution``:
-``log_prob(z)`` and ``sample(n)`` (plus ``rsample``), so the VAE takes either one.
+Each is an ``nn.Module`` with the interface of a ``torch.distributions.Distribution``:
+``log_prob(z)`` and ``sample(n)`` (plus ``rsample``), and ``kl(q, z)``, the KL of a posterior
+``q`` against it with one output shape, ``z.shape`` less the event dims: analytic for N(0, I)
+and the uniform categorical, the Monte Carlo term log q(z|x) - log p(z) for the flow.
 The flow maps data-side z to base-side z* = f_lambda(z), and back with g_lambda = f^-1:
 
     log p_lambda(z) = log N(f_lambda(z); 0, I) + log |det df_lambda/dz|
@@ -17,9 +19,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.distributions import Distribution
 
-LOG_2PI = math.log(2 * math.pi)
+from models.distributions import LOG_2PI, kl_categorical_uniform, kl_normal_standard
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -60,6 +64,10 @@ class StandardNormalPrior(nn.Module):
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return standard_normal_log_prob(z)
+
+    def kl(self, q: Distribution, z: torch.Tensor) -> torch.Tensor:
+        """KL(N(mu, sigma^2) || N(0, I)), analytic, broadcast to z's sample shape: (..., B)."""
+        return kl_normal_standard(q.mu, q.logvar).sum(-1).expand(z.shape[:-1])
 
     def rsample(self, n: int, temperature: float = 1.0,
                 generator: torch.Generator | None = None) -> torch.Tensor:
@@ -151,6 +159,10 @@ class RealNVPPrior(nn.Module):
         z_star, logdet = self.forward_with_logdet(z)
         return standard_normal_log_prob(z_star) + logdet
 
+    def kl(self, q: Distribution, z: torch.Tensor) -> torch.Tensor:
+        """One-sample-per-z Monte Carlo KL: log q(z|x) - log p_lambda(z), shape (..., B)."""
+        return q.log_prob(z) - self.log_prob(z)
+
     def rsample(self, n: int, temperature: float = 1.0,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         device = self.couplings[0].mask.device
@@ -163,10 +175,42 @@ class RealNVPPrior(nn.Module):
             return self.rsample(n, temperature, generator)
 
 
-def make_prior(kind: str, dim: int, layers: int = 8, hidden: int = 128) -> nn.Module:
-    """Build the prior named in a config: 'normal' or 'realnvp'."""
+class UniformCategoricalPrior(nn.Module):
+    """p(c) = prod_n Uniform(K): the prior of the Gumbel-softmax VAE, over one-hot (N, K) codes.
+
+    >>> prior = UniformCategoricalPrior(20, 10)
+    >>> prior.sample(3).shape, round(prior.log_prob(prior.sample(1)).item(), 2)
+    (torch.Size([3, 20, 10]), -46.05)
+    """
+
+    def __init__(self, latents: int, categories: int):
+        super().__init__()
+        self.latents, self.categories = latents, categories
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)
+
+    def log_prob(self, one_hot: torch.Tensor) -> torch.Tensor:
+        """-N log K for every code (soft points inside the simplex get the same value)."""
+        return one_hot.new_full(one_hot.shape[:-2], -self.latents * math.log(self.categories))
+
+    def sample(self, n: int, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """n one-hot codes (n, N, K); the temperature does not change a uniform draw."""
+        idx = torch.randint(self.categories, (n, self.latents), generator=generator,
+                            device=self._anchor.device)
+        return F.one_hot(idx, self.categories).float()
+
+    def kl(self, q: Distribution, z: torch.Tensor) -> torch.Tensor:
+        """Exact KL(q(c|x) || Uniform), broadcast to z's sample shape: (..., B)."""
+        return kl_categorical_uniform(q.logits).expand(z.shape[:-2])
+
+
+def make_prior(kind: str, dim: int, layers: int = 8, hidden: int = 128,
+               categories: int = 10) -> nn.Module:
+    """Build the prior named in a config: 'normal', 'realnvp' or 'uniform' (categorical)."""
     if kind == "normal":
         return StandardNormalPrior(dim)
     if kind == "realnvp":
         return RealNVPPrior(dim, layers, hidden)
-    raise ValueError(f"unknown prior {kind!r}; choose 'normal' or 'realnvp'")
+    if kind == "uniform":
+        return UniformCategoricalPrior(dim, categories)
+    raise ValueError(f"unknown prior {kind!r}; choose 'normal', 'realnvp' or 'uniform'")

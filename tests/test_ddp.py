@@ -31,7 +31,8 @@ kind = sys.argv[sys.argv.index("--model") + 1]
 step = T.STEPS[kind]
 
 def watched_step(model, x, y, beta):  # fingerprints of the images this rank trains on
-    seen.extend(hashlib.sha1(img.cpu().numpy().tobytes()).hexdigest() for img in x)
+    if model.training:  # validation batches run in eval mode and are not training data
+        seen.extend(hashlib.sha1(img.cpu().numpy().tobytes()).hexdigest() for img in x)
     return step(model, x, y, beta)
 
 config_cls, model_cls = T.MODEL_KINDS[kind]

@@ -1,16 +1,31 @@
-"""Contract tests for the VAE family, parametrized over the prior kinds (tiny configs)."""
+"""Contract tests for the VAE family, parametrized over posterior and prior kinds (tiny configs)."""
+
+import math
 
 import pytest
 import torch
+from torch.distributions import Distribution
 
-from models.vae import VAE, VAEConfig, iwae_bound
+from models.vae import VAE, VAEConfig
 
-PRIORS = ["normal", "realnvp"]
+KINDS = {
+    "normal": dict(prior="normal"),
+    "realnvp": dict(prior="realnvp"),
+    "autoencoder": dict(posterior="deterministic"),
+    "gumbel": dict(posterior="categorical", prior="uniform", categories=4),
+    "gumbel-st": dict(posterior="categorical", prior="uniform", categories=4, straight_through=True),
+}
+DENSITY_KINDS = ["normal", "realnvp", "gumbel", "gumbel-st"]
 
 
-def tiny(prior: str, latent_dim: int = 3, **kw) -> VAE:
-    return VAE(VAEConfig(latent_dim=latent_dim, channels=4, hidden=16, prior=prior,
-                         flow_layers=2, flow_hidden=8, **kw))
+def tiny(kind: str, latent_dim: int = 3, **kw) -> VAE:
+    torch.manual_seed(0)
+    return VAE(VAEConfig(latent_dim=latent_dim, channels=4, hidden=16, flow_layers=2,
+                         flow_hidden=8, **KINDS[kind], **kw))
+
+
+def event_shape(kind: str) -> tuple:
+    return (3, 4) if kind.startswith("gumbel") else (3,)
 
 
 @pytest.fixture
@@ -21,13 +36,18 @@ def x():
     return binarize(p, torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("prior", PRIORS)
-def test_shapes_of_every_verb(prior, x):
-    vae = tiny(prior)
-    mu, logvar = vae.encode(x)
-    assert mu.shape == logvar.shape == (5, 3)
-    assert vae.decode(mu).shape == (5, 1, 28, 28)
-    assert vae.decode(torch.zeros(2, 4, 3)).shape == (2, 4, 1, 28, 28)
+@pytest.mark.parametrize("kind", KINDS)
+def test_shapes_of_every_verb(kind, x):
+    vae = tiny(kind)
+    q = vae.posterior(x)
+    assert isinstance(q, Distribution) and q.batch_shape == (5,)
+    z = q.rsample(generator=torch.Generator().manual_seed(0))
+    assert z.shape == (5, *event_shape(kind))
+    assert vae.decode(z).shape == (5, 1, 28, 28)
+    assert vae.decode(torch.zeros(2, 4, *event_shape(kind))).shape == (2, 4, 1, 28, 28)
+    probs = vae.decode_probs(z)
+    assert 0 <= probs.min() and probs.max() <= 1
+    assert torch.allclose(vae.likelihood(z).mean, probs)
     s = vae.sample(7, generator=torch.Generator().manual_seed(0))
     assert s.shape == (7, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
     out = vae(x)
@@ -35,9 +55,18 @@ def test_shapes_of_every_verb(prior, x):
     assert torch.allclose(out.elbo, -(out.rec_nll + out.kl))
 
 
-@pytest.mark.parametrize("prior", PRIORS)
-def test_gradients_reach_every_parameter(prior, x):
-    vae = tiny(prior)
+@pytest.mark.parametrize("kind", KINDS)
+def test_kl_has_the_shape_of_z_less_its_event(kind, x):
+    vae = tiny(kind)
+    q = vae.posterior(x)
+    z = q.rsample((6,), generator=torch.Generator().manual_seed(0))          # (6, 5, ...)
+    assert vae.kl(q, z).shape == (6, 5)
+    assert vae.kl(q, z[0]).shape == (5,)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradients_reach_every_parameter(kind, x):
+    vae = tiny(kind)
     with torch.no_grad():  # the flow's last layers start at zero; move off that point
         for p in vae.prior.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -46,13 +75,73 @@ def test_gradients_reach_every_parameter(prior, x):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("prior", PRIORS)
-def test_iwae_bound_is_above_mean_elbo_and_below_zero(prior, x):
-    vae = tiny(prior)
+@pytest.mark.parametrize("kind", DENSITY_KINDS)
+def test_iwae_bound_is_above_mean_elbo_and_below_zero(kind, x):
+    vae = tiny(kind).eval()
     log_w = vae.log_importance_weights(x, k=64, generator=torch.Generator().manual_seed(3))
-    bound = iwae_bound(log_w)                          # (B,)
+    assert log_w.shape == (64, 5)
+    bound = torch.logsumexp(log_w, 0) - math.log(64)                        # (B,)
     assert (bound >= log_w.mean(0) - 1e-5).all()       # Jensen: log mean w >= mean log w
     assert (bound <= 0).all()
+
+
+def test_autoencoder_has_no_kl_and_no_bound(x):
+    ae = tiny("autoencoder")
+    out = ae(x)
+    assert torch.equal(out.kl, torch.zeros(5)) and torch.allclose(out.loss, out.rec_nll.mean())
+    q = ae.posterior(x)
+    assert torch.equal(q.rsample((2,))[0], q.mean)     # no noise: z = mu
+    with pytest.raises(ValueError, match="no posterior density"):
+        ae.log_importance_weights(x, 4)
+
+
+def test_gaussian_kl_is_analytic_and_matches_monte_carlo(x):
+    vae = tiny("normal")
+    q = vae.posterior(x)
+    z = q.rsample((20000,), generator=torch.Generator().manual_seed(0))
+    mc = (q.log_prob(z) - vae.prior.log_prob(z)).mean(0)
+    assert torch.allclose(vae.kl(q, z[0]), mc, atol=0.05)
+
+
+def test_categorical_kl_is_exact_against_the_uniform_prior(x):
+    vae = tiny("gumbel")
+    q = vae.posterior(x)
+    probs = q.probs                                                           # (5, 3, 4)
+    expected = (probs * (probs.log() + math.log(4))).sum((-2, -1))
+    assert torch.allclose(vae.kl(q, q.rsample()), expected, atol=1e-5)
+    uniform = VAE(VAEConfig(latent_dim=3, channels=4, hidden=16, **KINDS["gumbel"]))
+    with torch.no_grad():
+        uniform.encoder[-1].weight.zero_()
+        uniform.encoder[-1].bias.zero_()
+    q0 = uniform.posterior(x)
+    assert torch.allclose(uniform.kl(q0, q0.rsample()), torch.zeros(5), atol=1e-6)
+
+
+def test_gumbel_temperature_anneals_and_sharpens_samples(x):
+    vae = tiny("gumbel", tau_start=2.0, tau_end=0.1)
+    assert vae.anneal(0.0) == pytest.approx(2.0) and vae.anneal(1.0) == pytest.approx(0.1)
+    assert vae.anneal(0.5) == pytest.approx(math.sqrt(0.2))   # exponential schedule
+    hot, cold = [], []
+    for tau, store in ((2.0, hot), (0.1, cold)):
+        vae.tau = tau
+        z = vae.posterior(x).rsample(generator=torch.Generator().manual_seed(0))
+        store.append(z.max(-1).values.mean().item())
+    assert cold[0] > hot[0] and cold[0] > 0.9
+
+
+def test_straight_through_is_one_hot_forward_with_gradients(x):
+    vae = tiny("gumbel-st")
+    z = vae.posterior(x).rsample(generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(z.detach().sum(-1), torch.ones(5, 3))
+    assert torch.allclose(z.detach(), z.detach().round(), atol=1e-6)   # one-hot up to rounding
+    z.pow(2).sum().backward()
+    assert vae.encoder[-1].weight.grad.abs().sum() > 0
+
+
+def test_eval_mode_scores_the_discrete_model_with_one_hot_codes(x):
+    vae = tiny("gumbel").eval()
+    out = vae(x, generator=torch.Generator().manual_seed(0))
+    assert set(out.z.unique().tolist()) <= {0.0, 1.0}
 
 
 def test_beta_scales_only_the_kl_term(x):
@@ -63,10 +152,14 @@ def test_beta_scales_only_the_kl_term(x):
     assert torch.allclose(full.elbo, half.elbo)  # the reported ELBO always uses beta = 1
 
 
-@pytest.mark.parametrize("field,value", [("prior", "vamp"), ("latent_dim", 0), ("beta", -1.0)])
-def test_impossible_configs_fail_early(field, value):
+@pytest.mark.parametrize("fields", [
+    dict(prior="vamp"), dict(latent_dim=0), dict(beta=-1.0), dict(beta=float("nan")),
+    dict(posterior="deterministic", prior="realnvp"), dict(posterior="categorical"),
+    dict(posterior="gaussian", prior="uniform"), dict(tau_start=0.5, tau_end=1.0),
+    dict(categories=1)])
+def test_impossible_configs_fail_early(fields):
     with pytest.raises(ValueError):
-        VAEConfig(**{field: value})
+        VAEConfig(**fields)
 
 
 def test_binarize_is_a_fair_bernoulli_draw():

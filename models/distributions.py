@@ -19,6 +19,7 @@ torch.Size([2])
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -93,7 +94,7 @@ class PointMass(Distribution):
     torch.Size([3, 1, 2])
     """
 
-    arg_constraints = {"loc": constraints.real}
+    arg_constraints: ClassVar[dict] = {"loc": constraints.real}
     has_rsample = True
 
     def __init__(self, loc: torch.Tensor):
@@ -128,7 +129,7 @@ class GumbelSoftmax(Distribution):
     True
     """
 
-    arg_constraints = {"logits": constraints.real}
+    arg_constraints: ClassVar[dict] = {"logits": constraints.real}
     has_rsample = True
 
     def __init__(self, logits: torch.Tensor, tau: float = 1.0, hard: bool = False):

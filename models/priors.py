@@ -25,7 +25,6 @@ from torch.distributions import Distribution
 
 from models.distributions import LOG_2PI, kl_categorical_uniform, kl_normal_standard
 
-
 # ----------------------------------------------------------------------------- helpers
 
 def standard_normal_log_prob(z: torch.Tensor) -> torch.Tensor:

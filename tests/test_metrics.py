@@ -14,8 +14,8 @@ from latentlab.metrics import (
     kl_per_dim,
     log_aggregate_posterior,
 )
-from models.priors import StandardNormalPrior
 from models.distributions import DiagonalGaussian, kl_normal_standard
+from models.priors import StandardNormalPrior
 from models.vae import VAE, VAEConfig
 
 

@@ -9,11 +9,11 @@ from torch.distributions import Distribution
 from models.vae import VAE, VAEConfig
 
 KINDS = {
-    "normal": dict(prior="normal"),
-    "realnvp": dict(prior="realnvp"),
-    "autoencoder": dict(posterior="deterministic"),
-    "gumbel": dict(posterior="categorical", prior="uniform", categories=4),
-    "gumbel-st": dict(posterior="categorical", prior="uniform", categories=4, straight_through=True),
+    "normal": {"prior": "normal"},
+    "realnvp": {"prior": "realnvp"},
+    "autoencoder": {"posterior": "deterministic"},
+    "gumbel": {"posterior": "categorical", "prior": "uniform", "categories": 4},
+    "gumbel-st": {"posterior": "categorical", "prior": "uniform", "categories": 4, "straight_through": True},
 }
 DENSITY_KINDS = ["normal", "realnvp", "gumbel", "gumbel-st"]
 
@@ -153,10 +153,10 @@ def test_beta_scales_only_the_kl_term(x):
 
 
 @pytest.mark.parametrize("fields", [
-    dict(prior="vamp"), dict(latent_dim=0), dict(beta=-1.0), dict(beta=float("nan")),
-    dict(posterior="deterministic", prior="realnvp"), dict(posterior="categorical"),
-    dict(posterior="gaussian", prior="uniform"), dict(tau_start=0.5, tau_end=1.0),
-    dict(categories=1)])
+    {"prior": "vamp"}, {"latent_dim": 0}, {"beta": -1.0}, {"beta": float("nan")},
+    {"posterior": "deterministic", "prior": "realnvp"}, {"posterior": "categorical"},
+    {"posterior": "gaussian", "prior": "uniform"}, {"tau_start": 0.5, "tau_end": 1.0},
+    {"categories": 1}])
 def test_impossible_configs_fail_early(fields):
     with pytest.raises(ValueError):
         VAEConfig(**fields)

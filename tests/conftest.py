@@ -1,28 +1,10 @@
 """Shared test set-up: real data from the shared copy, one thread, fixed seeds."""
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "datasets"
-if "LATENT_LAB_DATA" not in os.environ and SHARED.is_dir():
-    os.environ["LATENT_LAB_DATA"] = str(SHARED)
-
 from app_fixtures import digit, make_tiny_checkpoints
-
-from latentlab import service as svc
-
-torch.set_num_threads(1)  # tests are many small ops; threads only add overhead here
-
-
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
-
 
 # ----------------------------------------------------------------------------- app model layer
 # Tiny checkpoints and two test digits for the service, latent_view and code_grid tests
@@ -36,7 +18,9 @@ def folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def reg(folder) -> svc.ModelRegistry:
+def reg(folder):
+    from latentlab import service as svc  # imported here: a module being moved breaks one test, not all
+
     return svc.ModelRegistry(folder, assets=None)
 
 

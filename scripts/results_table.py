@@ -1,4 +1,4 @@
-"""Print the README's results table from the shipped checkpoints' metrics.json files.
+"""Print the README's results tables from the shipped checkpoints' metrics.json files.
 
     python scripts/results_table.py [checkpoints]
 
@@ -62,15 +62,86 @@ def vq_quality_row(name: str, m: dict) -> str:
             f"| {_f(m.get('test_images_confident_share'), 3)} |")
 
 
+def _val(m: dict) -> str:
+    """-ELBO (or reconstruction NLL) on the validation split, at the epoch that was kept."""
+    v = m.get("val", {})
+    value = -v["val_elbo"] if "val_elbo" in v else None
+    return _f(value)
+
+
+def sweep_row(name: str, beta: float, m: dict) -> str:
+    """Rate (KL) against distortion (reconstruction NLL) for one beta."""
+    q = m.get("sample_quality", {})
+    nll, k = m.get("test_nll_iwae"), m.get("iwae_k")
+    return (f"| {beta:g} | `{name}` | {m.get('train_config', {}).get('epochs', '-')} | {_val(m)} "
+            f"| {_f(-m['test_elbo'] if 'test_elbo' in m else None)} | {_f(m.get('test_rec_nll'))} "
+            f"| {_f(m.get('test_kl'))} | {m.get('active_units', '-')}/{m.get('latent_dim', '-')} "
+            f"| {_f(nll)}{f' (k={k})' if nll is not None else ''} "
+            f"| {_f(q.get('confident_share'), 3)} | {_f(q.get('frechet_distance'), 1)} |")
+
+
+def ae_row(name: str, cfg: dict, m: dict) -> str:
+    """A plain autoencoder or its VAE twin: reconstruction, code spread, decoded N(0, I) samples."""
+    q = m.get("sample_quality", {})
+    std = m.get("code_std")
+    spread = "-" if not std else f"{min(std):.2f}-{max(std):.2f}"
+    kind = "autoencoder" if cfg.get("posterior") == "deterministic" else "VAE"
+    return (f"| `{name}` | {kind} | {cfg.get('latent_dim')} | {_f(m.get('test_rec_nll'))} "
+            f"| {spread} | {_f(m.get('code_gaussian_kl'))} "
+            f"| {_f(q.get('confident_share'), 3)} | {_f(q.get('frechet_distance'), 1)} |")
+
+
+def gumbel_row(name: str, cfg: dict, m: dict) -> str:
+    q = m.get("sample_quality", {})
+    nll, k = m.get("test_nll_iwae"), m.get("iwae_k")
+    latent = (f"{cfg['latent_dim']} x Cat({cfg['categories']})" if cfg.get("posterior") == "categorical"
+              else f"N(0, I), z={cfg.get('latent_dim')}")
+    return (f"| `{name}` | {latent} | {_val(m)} | {_f(-m['test_elbo'] if 'test_elbo' in m else None)} "
+            f"| {_f(m.get('test_rec_nll'))} | {_f(m.get('test_kl'))} "
+            f"| {_f(nll)}{f' (k={k})' if nll is not None else ''} "
+            f"| {_f(q.get('confident_share'), 3)} | {_f(q.get('frechet_distance'), 1)} |")
+
+
+def lecture_tables(models: dict[str, tuple[dict, dict]]) -> None:
+    """The beta sweep, autoencoder-vs-VAE and Gumbel-softmax tables (models trained by
+    scripts/train_lecture.sh under the validation protocol)."""
+    sweep = sorted((cfg.get("beta", 1.0), name, m) for name, (cfg, m) in models.items()
+                   if name.startswith("mnist-vae-z16-beta"))
+    if sweep:
+        print("\n| beta | model | epochs | val -ELBO | test -ELBO | distortion (rec. NLL) "
+              "| rate (KL) | active units | test NLL (IWAE) | confident share | Frechet dist. |")
+        print("|---" * 11 + "|")
+        print("\n".join(sweep_row(name, beta, m) for beta, name, m in sweep))
+    aes = [name for name, (cfg, _) in models.items() if cfg.get("posterior") == "deterministic"]
+    if aes:
+        twins = [n for n in ("mnist-vae-z2", "mnist-vae-z16-beta1") if n in models]
+        print("\n| model | kind | z | test rec. NLL | code std per dim | KL(N(mean, std) of codes "
+              "|| N(0, I)) | confident share, decoded N(0, I) | Frechet dist. |")
+        print("|---" * 8 + "|")
+        print("\n".join(ae_row(n, *models[n]) for n in sorted(aes) + twins))
+    gumbels = [name for name, (cfg, _) in models.items() if cfg.get("posterior") == "categorical"]
+    if gumbels:
+        twins = [n for n in ("mnist-vae-z16-beta1",) if n in models]
+        print("\n| model | latent | val -ELBO | test -ELBO | rec. NLL | KL | test NLL (IWAE) "
+              "| confident share | Frechet dist. |")
+        print("|---" * 9 + "|")
+        print("\n".join(gumbel_row(n, *models[n]) for n in sorted(gumbels) + twins))
+
+
 def main(root: str = "checkpoints") -> None:
     rows = {"vae": [], "vqvae": [], "vq_quality": [], "classifier": []}
+    lecture: dict[str, tuple[dict, dict]] = {}
     for path in sorted(Path(root).iterdir()):
         try:
-            kind = json.loads((path / "config.json").read_text())["kind"]
+            meta = json.loads((path / "config.json").read_text())
+            kind, cfg = meta["kind"], meta["config"]
             m = json.loads((path / "metrics.json").read_text())
         except (OSError, KeyError, ValueError):
             continue
         if kind == "vae":
+            lecture[path.name] = (cfg, m)
+        if (kind == "vae" and cfg.get("posterior", "gaussian") == "gaussian"
+                and not path.name.startswith("mnist-vae-z16-beta")):
             rows["vae"].append(vae_row(path.name, m))
         elif kind == "vqvae":
             rows["vqvae"].append(vq_row(path.name, m))
@@ -95,6 +166,7 @@ def main(root: str = "checkpoints") -> None:
         print("\n".join(rows["vq_quality"]))
     print("\n| classifier | test accuracy | train min |\n|---|---|---|")
     print("\n".join(rows["classifier"]))
+    lecture_tables(lecture)
 
 
 if __name__ == "__main__":

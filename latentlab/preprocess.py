@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from latentlab.errors import InputError
+
 SIZE = 28                      # MNIST frame
 BOX = 20                       # MNIST scales each digit into a 20x20 box
 MAX_FILE_BYTES = 10 * 2**20    # uploads above this are refused before decoding
@@ -34,7 +36,7 @@ INK_THRESHOLD = 0.1            # ink below this (after contrast stretch) is pape
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
-class PreprocessError(ValueError):
+class PreprocessError(InputError):
     """The input cannot be turned into a 28x28 image; the message says why, for the user."""
 
 

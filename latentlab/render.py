@@ -1,11 +1,11 @@
-"""Pictures for the app: image grids, code maps, the latent plane, GIFs and small plotly charts.
+"""Pictures for the app: image grids, code maps, the latent plane and GIFs (charts: ``plots``).
 
-Everything here takes numpy arrays and returns numpy / PIL / plotly objects; no torch, no
+Everything here takes numpy arrays and returns numpy or PIL images; no torch, no
 models. Small images are enlarged with nearest-neighbour so each pixel stays visible.
 
 >>> grid = tile(np.zeros((6, 28, 28)), cols=3, scale=2)
 >>> grid.shape
-(118, 178, 3)
+(118, 176, 3)
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ CLASS_COLORS = np.array([
     dtype=np.uint8)
 CLASS_HEX = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in CLASS_COLORS]
 BACKGROUND = (255, 255, 255)
-PLOT_MARGIN = {"l": 40, "r": 10, "t": 52, "b": 36}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -348,113 +347,3 @@ def mark(img: Image.Image, view: PlaneView, point: tuple[float, float]) -> Image
     draw.line([x - 12, y, x + 12, y], fill=(220, 0, 0), width=1)
     draw.line([x, y - 12, x, y + 12], fill=(220, 0, 0), width=1)
     return img
-
-
-# ----------------------------------------------------------------------------- plotly charts
-# Charts are plain plotly JSON dicts ({"data": [...], "layout": {...}}) that the browser's
-# plotly.js draws. Building them without plotly's Python validation takes microseconds
-# instead of tens of milliseconds per figure, which matters for the 50 ms budgets.
-
-Figure = dict
-AXIS = {"gridcolor": "#e5ecf6", "zerolinecolor": "#c8d4e3", "linecolor": "#c8d4e3",
-        "automargin": True}
-
-
-def _list(values) -> list:
-    return np.asarray(values, dtype=np.float64).round(5).tolist()
-
-
-def figure(traces: list[dict], title: str, height: int = 280, xlabel: str = "",
-           ylabel: str = "", equal_axes: bool = False, **layout) -> Figure:
-    """A plotly figure dict in a light, plotly_white-like style."""
-    lay = {"title": {"text": title, "font": {"size": 14}}, "height": height,
-           "margin": PLOT_MARGIN, "paper_bgcolor": "white", "plot_bgcolor": "white",
-           "font": {"size": 12}, "modebar": {"orientation": "v"},
-           "xaxis": {**AXIS, "title": {"text": xlabel}},
-           "yaxis": {**AXIS, "title": {"text": ylabel}}}
-    if equal_axes:
-        lay["yaxis"].update(scaleanchor="x", scaleratio=1)
-    lay.update(layout)
-    return {"data": traces, "layout": lay}
-
-
-def to_json(fig: Figure) -> str:
-    import json
-
-    return json.dumps(fig, separators=(",", ":"))
-
-
-def posterior_bars(rows: list[tuple[str, np.ndarray, np.ndarray]]) -> Figure:
-    """Posterior mean +- one standard deviation per latent dimension, one trace per model."""
-    traces = [{"type": "bar", "name": label, "x": [f"z{i + 1}" for i in range(len(mu))],
-               "y": _list(mu), "error_y": {"type": "data", "array": _list(std), "visible": True}}
-              for label, mu, std in rows]
-    zero = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
-            "line": {"color": "#888", "width": 1}}
-    return figure(traces, "Posterior q(z|x): mean ± std per dimension (prior N(0,1): 0 ± 1)",
-                  barmode="group", legend={"orientation": "h", "y": -0.2}, shapes=[zero])
-
-
-def posterior_ellipses(points: np.ndarray, labels: np.ndarray,
-                       ellipses: list[tuple[str, np.ndarray, np.ndarray]],
-                       class_names: list[str]) -> Figure:
-    """2-D latent: the aggregated posterior (test means by class) with each model's posterior
-    of the input drawn as its 1- and 2-sigma ellipses."""
-    traces = []
-    for c in range(10):
-        sel = labels == c
-        traces.append({"type": "scattergl", "mode": "markers", "name": class_names[c],
-                       "x": _list(points[sel, 0]), "y": _list(points[sel, 1]), "hoverinfo": "skip",
-                       "marker": {"size": 3, "color": CLASS_HEX[c], "opacity": 0.45}})
-    t = np.linspace(0, 2 * np.pi, 60)
-    for j, (label, mu, std) in enumerate(ellipses):
-        color = ["#000000", "#d62728", "#9400d3", "#2ca02c"][j % 4]
-        for r, dash in ((1, "solid"), (2, "dot")):
-            traces.append({"type": "scatter", "mode": "lines", "name": f"{label} ({r}σ)",
-                           "x": _list(mu[0] + r * std[0] * np.cos(t)),
-                           "y": _list(mu[1] + r * std[1] * np.sin(t)), "showlegend": r == 1,
-                           "line": {"color": color, "width": 2, "dash": dash}})
-        traces.append({"type": "scatter", "mode": "markers", "x": [float(mu[0])],
-                       "y": [float(mu[1])], "showlegend": False,
-                       "marker": {"color": color, "size": 9, "symbol": "x"}})
-    return figure(traces, "q(z|x) of the input over the aggregated posterior q_agg(z)",
-                  height=420, xlabel="z1", ylabel="z2", equal_axes=True)
-
-
-def line_chart(x: np.ndarray, series: dict[str, np.ndarray], title: str, xlabel: str,
-               ylabel: str, height: int = 260) -> Figure:
-    traces = [{"type": "scatter", "mode": "lines+markers", "name": name, "x": _list(x),
-               "y": _list(y)} for name, y in series.items()]
-    return figure(traces, title, height, xlabel, ylabel, legend={"orientation": "h", "y": -0.3})
-
-
-def bar_chart(x: list, y: np.ndarray, title: str, xlabel: str, ylabel: str,
-              colors: list[str] | None = None, height: int = 260, log_y: bool = False) -> Figure:
-    trace = {"type": "bar", "x": list(x), "y": _list(y)}
-    if colors is not None:
-        trace["marker"] = {"color": colors}
-    fig = figure([trace], title, height, xlabel, ylabel)
-    if log_y:
-        fig["layout"]["yaxis"]["type"] = "log"
-    return fig
-
-
-def codebook_scatter(codes_xy: np.ndarray, usage: np.ndarray, ze_xy: np.ndarray,
-                     ze_code: np.ndarray, k: int) -> Figure:
-    """Codebook vectors e_k (PCA) with encoder outputs z_e around them, coloured by the code
-    they snap to: the Voronoi picture of vector quantization."""
-    palette = code_hex(k)
-    traces = [{"type": "scattergl", "mode": "markers", "name": "z_e (encoder)",
-               "x": _list(ze_xy[:, 0]), "y": _list(ze_xy[:, 1]), "hoverinfo": "skip",
-               "marker": {"size": 3, "opacity": 0.35, "color": [palette[c] for c in ze_code]}}]
-    dead = usage == 0
-    text = [f"code {i}, used {int(n)}x" for i, n in enumerate(usage)]
-    for name, sel, sym, col in (("codebook e_k", ~dead, "diamond", "#000"),
-                                ("dead codes", dead, "x", "#d62728")):
-        traces.append({"type": "scatter", "mode": "markers", "name": name,
-                       "x": _list(codes_xy[sel, 0]), "y": _list(codes_xy[sel, 1]),
-                       "text": [t for t, m in zip(text, sel) if m], "hoverinfo": "text",
-                       "marker": {"size": 7, "symbol": sym, "color": col}})
-    return figure(traces, "Codebook (PCA) and encoder outputs: each z_e snaps to its nearest e_k",
-                  height=420, xlabel="PC 1", ylabel="PC 2", equal_axes=True,
-                  legend={"orientation": "h", "y": -0.2})

@@ -1,0 +1,118 @@
+"""The API boundary: every number, choice, seed and image a user sends is checked here.
+
+Each check returns the clean value or raises ``InputError`` (a ``UserError``) whose message is
+shown as it is, so bad input never reaches a model.
+
+>>> check_int("steps", 12.0, 2, 32)
+12
+>>> check_int("steps", 40, 2, 32)
+Traceback (most recent call last):
+...
+latentlab.errors.InputError: steps must lie between 2 and 32, got 40
+>>> binarize(np.full((28, 28), 0.7, np.float32), "threshold").max()
+np.float32(1.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentlab.errors import InputError
+
+MAX_SEED = 2**31 - 1
+BINARIZE = {
+    "threshold": "pixels above 0.5 become 1 (clean strokes)",
+    "random": "each pixel is 1 with its grey value as probability (seeded), as in training",
+    "none": "grey levels as they are",
+}
+
+
+def check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    """An integer in [lo, hi] (floats with an integral value are accepted)."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a whole number, got {value!r}") from None
+    if not math.isfinite(f) or f != int(f):
+        raise InputError(f"{name} must be a whole number, got {value!r}")
+    if not lo <= int(f) <= hi:
+        raise InputError(f"{name} must lie between {lo} and {hi}, got {int(f)}")
+    return int(f)
+
+
+def check_float(name: str, value: Any, lo: float, hi: float) -> float:
+    """A finite number in [lo, hi].
+
+    >>> check_float("temperature", "0.5", 0.05, 3.0)
+    0.5
+    """
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, got {value!r}") from None
+    if not (math.isfinite(f) and lo <= f <= hi):
+        raise InputError(f"{name} must lie between {lo} and {hi}, got {value!r}")
+    return f
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """One of ``choices``, else a message listing them."""
+    if value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    return value
+
+
+def check_seed(seed: Any) -> int:
+    return check_int("seed", seed, 0, MAX_SEED)
+
+
+def generator(seed: Any) -> torch.Generator:
+    """A fresh generator for a checked seed: same seed, same draws, whatever else runs."""
+    return torch.Generator().manual_seed(check_seed(seed))
+
+
+def check_models(names: Any) -> list[str]:
+    """A non-empty list of model names (a single name is accepted too)."""
+    if isinstance(names, str):
+        names = [names]
+    if not names:
+        raise InputError("pick at least one model")
+    return list(names)
+
+
+def need_model(name: str | None) -> str:
+    """A model name, or a message saying to pick one (empty when a data set has none)."""
+    if not name:
+        raise InputError("pick a model first (none is available for this data set?)")
+    return name
+
+
+def check_image(image: Any) -> np.ndarray:
+    """A (28, 28) float image in [0, 1] (what ``preprocess.prepare`` returns)."""
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.shape != (28, 28):
+        raise InputError(f"expected a 28x28 image, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InputError("the image contains NaN or infinite values")
+    return np.clip(arr, 0.0, 1.0)
+
+
+def binarize(image: np.ndarray, mode: str, seed: int = 0) -> np.ndarray:
+    """What a Bernoulli VAE sees: the grey image made binary (or left grey)."""
+    check_choice("binarize", mode, tuple(BINARIZE))
+    if mode == "threshold":
+        return (image > 0.5).astype(np.float32)
+    if mode == "random":
+        u = torch.rand((28, 28), generator=generator(seed)).numpy()
+        return (u < image).astype(np.float32)
+    return image.astype(np.float32)
+
+
+def as_tensor(image: np.ndarray) -> torch.Tensor:
+    """(28, 28) image -> (1, 1, 28, 28) float tensor, the models' batch of one."""
+    return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).view(1, 1, 28, 28)

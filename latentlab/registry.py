@@ -1,0 +1,381 @@
+"""Checkpoints on disk, the models loaded from them, and what is cached per model.
+
+``ModelRegistry`` lists every checkpoint folder (``ModelEntry``: config and metrics read,
+weights not loaded), loads a model once on first use (``LoadedModel``) and keeps its
+per-model caches: the test-set posteriors of a VAE (``LatentData``) and the code usage of a
+VQ-VAE (``CodeData``), read from ``assets/latent/NAME.npz`` when the file belongs to these
+weights, else computed live. Everything here is shared by all users and read-only.
+
+>>> reg = ModelRegistry(REPO / "checkpoints")
+>>> [e.name for e in reg.entries("mnist", kinds=("vqvae",))]
+['mnist-vqvae']
+>>> reg.twin("mnist-vae-z2")
+'mnist-flow-z2'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from latentlab import checkpoint
+from latentlab.data import check_dataset
+from latentlab.errors import CheckpointError, DataMissingError, InputError
+
+REPO = Path(__file__).resolve().parents[1]
+LIVE_SUBSET = 2000          # test images encoded live when no precomputed asset is shipped
+T = TypeVar("T")
+
+
+def _check_weights_header(path: Path) -> None:
+    """Fail early (at scan time, before any load) on a missing or garbled weights file."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file is missing")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            fh.keys()
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from exc
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- entries
+
+@dataclass
+class ModelEntry:
+    """A checkpoint folder as listed (config and metrics read, weights not yet loaded)."""
+
+    name: str
+    path: Path
+    kind: str = "?"
+    dataset: str = "?"
+    config: Any = None
+    metrics: dict = field(default_factory=dict)
+    error: str | None = None
+    stamp: tuple = ()
+
+    @property
+    def latent_dim(self) -> int | None:
+        return getattr(self.config, "latent_dim", None)
+
+    @property
+    def prior(self) -> str | None:
+        return getattr(self.config, "prior", None) if self.kind == "vae" else None
+
+    @property
+    def num_codes(self) -> int | None:
+        return getattr(self.config, "num_codes", None) if self.kind == "vqvae" else None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "vae":
+            prior = "flow prior" if self.prior == "realnvp" else "N(0,I) prior"
+            return f"{self.name}  (VAE, {prior}, {self.latent_dim}-D z)"
+        if self.kind == "vqvae":
+            return f"{self.name}  (VQ-VAE, K={self.num_codes} codes, 7x7 grid)"
+        return f"{self.name}  ({self.kind})"
+
+
+@dataclass
+class LoadedModel:
+    """A model in memory with its per-model cache (test-set posteriors, atlas, ...)."""
+
+    entry: ModelEntry
+    model: torch.nn.Module
+    sha: str
+    cache: dict = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def memo(self, key: Any, fn: Callable[[], T]) -> T:
+        """Compute once per model (thread-safe); later calls return the stored value."""
+        if key in self.cache:
+            return self.cache[key]
+        with self.lock:
+            if key not in self.cache:
+                self.cache[key] = fn()
+        return self.cache[key]
+
+    def recent(self, group: str, key: Any, fn: Callable[[], T], size: int = 8) -> T:
+        """Like ``memo`` but keeps only the ``size`` most recently used keys of a group
+        (renders that depend on user settings such as a seed must not pile up)."""
+        with self.lock:
+            store = self.cache.setdefault(group, OrderedDict())
+            if key in store:
+                store.move_to_end(key)
+                return store[key]
+            value = store[key] = fn()
+            while len(store) > size:
+                store.popitem(last=False)
+            return value
+
+    def forget(self, match: Callable[[Any], bool]) -> None:
+        """Drop the cached values whose key matches (after a map was recomputed)."""
+        with self.lock:
+            for key in [k for k in self.cache if match(k)]:
+                del self.cache[key]
+
+
+# ----------------------------------------------------------------------------- registry
+
+class ModelRegistry:
+    """Every checkpoint under ``root`` (and ``extra_roots``), loaded lazily once, read-only.
+
+    >>> reg = ModelRegistry(REPO / "checkpoints", assets=None)
+    >>> reg.get("mnist-vae-z2") is reg.get("mnist-vae-z2")     # loaded once
+    True
+    >>> reg.refresh()            # after training: names of new or changed folders
+    []
+    """
+
+    def __init__(self, root: str | Path = REPO / "checkpoints",
+                 assets: str | Path | None = REPO / "assets", extra_roots: Sequence[Path] = ()):
+        self.root = Path(root)
+        self.extra_roots = [Path(r) for r in extra_roots]  # e.g. models trained in the app
+        self.assets = Path(assets) if assets else None
+        self._entries: dict[str, ModelEntry] = {}
+        self._loaded: dict[str, LoadedModel] = {}
+        self._lock = threading.RLock()
+        self.refresh()
+
+    # -- listing ------------------------------------------------------------------
+    def refresh(self) -> list[str]:
+        """Rescan the folders; returns the names that are new or whose files changed."""
+        found: dict[str, ModelEntry] = {}
+        folders = [p for root in (self.root, *self.extra_roots) if root.is_dir()
+                   for p in sorted(root.glob("*")) if p.is_dir() and ".tmp-" not in p.name]
+        for path in folders:
+            if (path / "config.json").exists():
+                found[path.name] = self._read_entry(path)
+        with self._lock:
+            changed = [n for n, e in found.items()
+                       if n not in self._entries or self._entries[n].stamp != e.stamp]
+            for name in set(self._loaded) - {n for n in found if n not in changed}:
+                del self._loaded[name]
+            self._entries = found
+        return changed
+
+    @staticmethod
+    def _read_entry(path: Path) -> ModelEntry:
+        stamp = tuple((f, (path / f).stat().st_mtime_ns) for f in
+                      ("config.json", "model.safetensors", "metrics.json") if (path / f).exists())
+        try:
+            info = checkpoint.read_info(path)
+            dataset = check_dataset(getattr(info.config, "dataset", "mnist"))
+            _check_weights_header(path / "model.safetensors")
+            return ModelEntry(path.name, path, info.kind, dataset, info.config, info.metrics,
+                              stamp=stamp)
+        except (checkpoint.CheckpointError, CheckpointError, ValueError, TypeError,
+                OSError) as exc:
+            return ModelEntry(path.name, path, error=str(exc), stamp=stamp)
+
+    def entries(self, dataset: str | None = None, kinds: Sequence[str] | None = None
+                ) -> list[ModelEntry]:
+        """Working checkpoints, optionally of one data set and some kinds."""
+        with self._lock:
+            out = [e for e in self._entries.values() if e.error is None]
+        return [e for e in out if (dataset is None or e.dataset == dataset)
+                and (kinds is None or e.kind in kinds)]
+
+    def datasets(self) -> list[str]:
+        """Data sets with a generative model, MNIST first (the lectures start there)."""
+        from latentlab.data import DATASETS
+
+        have = {e.dataset for e in self.entries(kinds=("vae", "vqvae"))}
+        return [d for d in DATASETS if d in have]
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per checkpoint that cannot be used (broken on disk or failed to load)."""
+        with self._lock:
+            return [f"{e.name}: {e.error}" for e in self._entries.values() if e.error]
+
+    def entry(self, name: str) -> ModelEntry:
+        """The listed checkpoint ``name``; an unknown or broken one is a UserError."""
+        with self._lock:
+            e = self._entries.get(name)
+        if e is None:
+            known = ", ".join(x.name for x in self.entries()) or "none"
+            raise InputError(f"no checkpoint named {name!r} (available: {known})")
+        if e.error:
+            raise CheckpointError(f"checkpoint {name} cannot be used: {e.error}")
+        return e
+
+    def twin(self, name: str) -> str | None:
+        """The same VAE with the other prior (N(0,I) <-> flow), for side-by-side views."""
+        e = self.entry(name)
+        for o in self.entries(e.dataset, ("vae",)):
+            if e.kind == "vae" and o.latent_dim == e.latent_dim and o.prior != e.prior:
+                return o.name
+        return None
+
+    # -- loading ------------------------------------------------------------------
+    def get(self, name: str, kinds: Sequence[str] | None = None) -> LoadedModel:
+        """The loaded model (first call loads it); a broken file becomes a CheckpointError."""
+        e = self.entry(name)
+        if kinds is not None and e.kind not in kinds:
+            raise InputError(f"{name} is a {e.kind}; this needs a {' or '.join(kinds)}")
+        with self._lock:
+            loaded = self._loaded.get(name)
+            if loaded is None:
+                loaded = self._loaded[name] = self._load(e)
+        return loaded
+
+    @staticmethod
+    def _load(e: ModelEntry) -> LoadedModel:
+        try:
+            model, _ = checkpoint.load_checkpoint(e.path)
+            return LoadedModel(e, model.eval().requires_grad_(False),
+                               _sha(e.path / "model.safetensors"))
+        except (checkpoint.CheckpointError, OSError, RuntimeError, ValueError) as exc:
+            e.error = f"failed to load ({exc})"
+            raise CheckpointError(f"checkpoint {e.name} cannot be used: {exc}") from exc
+
+    def classifier(self, dataset: str) -> LoadedModel | None:
+        """The data set's classifier (for labels under samples), or None if absent/broken."""
+        for e in self.entries(dataset, ("classifier",)):
+            try:
+                return self.get(e.name)
+            except CheckpointError:
+                continue
+        return None
+
+    def asset(self, name: str, sha: str) -> dict[str, np.ndarray] | None:
+        """Precomputed arrays ``assets/latent/NAME.npz`` if they belong to these weights."""
+        if self.assets is None:
+            return None
+        path = self.assets / "latent" / f"{name}.npz"
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError):
+            return None
+        return arrays if str(arrays.get("sha", "")) == sha else None
+
+
+# ----------------------------------------------------------------------------- cached data
+
+@dataclass
+class LatentData:
+    """A VAE's posteriors of (a subset of) the test set, plus precomputed maps.
+
+    Read from ``assets/latent/NAME.npz`` when it matches the weights, else computed live
+    on the first ``LIVE_SUBSET`` binarized test images (needs the data set on disk).
+    """
+
+    mu: np.ndarray                 # (N, D) posterior means
+    logvar: np.ndarray             # (N, D) posterior log-variances
+    labels: np.ndarray             # (N,) test labels
+    source: str                    # where the arrays came from, for the screen
+    umap: np.ndarray | None = None          # (N, 2) UMAP map of mu
+    umap_prior: np.ndarray | None = None    # (M, 2) prior samples placed in that map
+    density: np.ndarray | None = None       # (G, G) log p(z) on the 2-D plane's grid
+    extent: float | None = None             # the 2-D plane spans [-extent, extent]^2
+
+
+@dataclass
+class CodeData:
+    """A VQ-VAE's test-set code usage and a sample of encoder outputs z_e."""
+
+    counts: np.ndarray             # (K,) how often each code is chosen over the test images
+    z_e: np.ndarray                # (M, D) encoder output vectors (a random subset of cells)
+    z_e_code: np.ndarray           # (M,) the code each of them snaps to
+    source: str
+
+
+def load_test_images(dataset: str, n: int, binary: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n test images (binarized with the evaluation seed if ``binary``)."""
+    from latentlab import data
+
+    try:
+        x, y = data.load_split(dataset, train=False)
+        if binary:
+            x = data.binarized_test_set(dataset)
+    except (DataMissingError, OSError, RuntimeError) as exc:  # no data here, no network
+        raise DataMissingError(f"no precomputed assets for this checkpoint and the {dataset} "
+                               f"test set is not available to compute them ({exc})") from exc
+    return x[:n], y[:n]
+
+
+@torch.inference_mode()
+def encode_posteriors(model: torch.nn.Module, x: torch.Tensor, batch: int = 500
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances (N, D) of binarized images (N, 1, 28, 28)."""
+    parts = [model.posterior(xb) for xb in x.split(batch)]
+    return (torch.cat([q.mu for q in parts]).numpy(), torch.cat([q.logvar for q in parts]).numpy())
+
+
+@torch.inference_mode()
+def encode_codes(model: torch.nn.Module, x: torch.Tensor, keep: int = 3000, seed: int = 0
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Code usage counts (K,) over images (N, 1, 28, 28) and ``keep`` random z_e vectors
+    with the code each snaps to (the quantizer's own nearest-code verb)."""
+    k = model.config.num_codes
+    counts = torch.zeros(k, dtype=torch.long)
+    vecs = []
+    for xb in x.split(500):
+        z_e = model.encode(xb)                                               # (B, D, 7, 7)
+        counts += torch.bincount(model.quantizer.quantize(z_e).flatten(), minlength=k)
+        vecs.append(z_e.movedim(1, -1).reshape(-1, z_e.shape[1]))           # (B*49, D)
+    flat = torch.cat(vecs)
+    pick = torch.randperm(len(flat), generator=torch.Generator().manual_seed(seed))[:keep]
+    sub = flat[pick]                                                        # (M, D)
+    codes = model.quantizer.quantize(sub[:, :, None, None]).view(-1)       # (M, D, 1, 1) -> (M,)
+    return counts.numpy(), sub.numpy(), codes.numpy()
+
+
+def _optional(a: dict, key: str) -> np.ndarray | None:
+    return a[key].astype(np.float32) if key in a else None
+
+
+def latent_data(registry: ModelRegistry, name: str) -> LatentData:
+    """The VAE's cached test-set posteriors (assets or live), computed once per model."""
+    lm = registry.get(name, ("vae",))
+
+    def build() -> LatentData:
+        a = registry.asset(name, lm.sha)
+        if a is not None and "mu" in a:
+            return LatentData(
+                a["mu"].astype(np.float32), a["logvar"].astype(np.float32),
+                a["labels"].astype(np.int64), f"assets/latent/{name}.npz ({len(a['mu'])} test images)",
+                _optional(a, "umap"), _optional(a, "umap_prior"), _optional(a, "density"),
+                float(a["extent"]) if "extent" in a else None)
+        x, y = load_test_images(lm.entry.dataset, LIVE_SUBSET, binary=True)
+        mu, logvar = encode_posteriors(lm.model, x)
+        return LatentData(mu, logvar, y.numpy(), f"computed live on the first {len(x)} test images")
+
+    return lm.memo("latent", build)
+
+
+def code_data(registry: ModelRegistry, name: str) -> CodeData:
+    """The VQ-VAE's cached code usage (assets or live), computed once per model."""
+    lm = registry.get(name, ("vqvae",))
+
+    def build() -> CodeData:
+        a = registry.asset(name, lm.sha)
+        if a is not None and "counts" in a:
+            return CodeData(a["counts"].astype(np.int64), a["z_e"].astype(np.float32),
+                            a["z_e_code"].astype(np.int64), f"assets/latent/{name}.npz")
+        x, _ = load_test_images(lm.entry.dataset, LIVE_SUBSET, binary=False)
+        counts, z_e, codes = encode_codes(lm.model, x)
+        return CodeData(counts, z_e, codes, f"computed live on the first {len(x)} test images")
+
+    return lm.memo("codes", build)

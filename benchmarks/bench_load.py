@@ -1,0 +1,220 @@
+"""A lecture hall against the app: N students over raw HTTP on Gradio's REST API.
+
+    python benchmarks/bench_load.py --students 50 --requests 1500        # starts `python app.py`
+    python benchmarks/bench_load.py --url http://127.0.0.1:7860 --students 100
+
+Each student uploads a digit once, then repeats: pick an action (reconstruct, sample,
+interpolate, a learned-prior code grid), call it, and look at the result for an exponentially
+distributed think time (mean ``--think`` seconds). One asyncio loop drives every student over
+plain HTTP (``POST /gradio_api/call/<name>``, then the event stream of the answer), so the
+load generator stays a few percent of one core and the server gets the machine.
+
+Printed: requests/s, p50 / p95 / max latency (call to complete), errors, the server's RSS
+before and after, and the generator's own CPU share. The machine is printed first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+DIGITS = sorted((REPO / "assets" / "examples" / "mnist").glob("*.png"))
+VAES = ["mnist-vae-z16", "mnist-flow-z16"]
+
+
+@dataclass
+class Tally:
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    done: int = 0
+
+    def add(self, action: str, seconds: float) -> None:
+        self.latencies.setdefault(action, []).append(seconds)
+        self.done += 1
+
+
+# ----------------------------------------------------------------------------- HTTP helpers
+
+async def upload(client: httpx.AsyncClient, path: Path) -> dict:
+    files = {"files": (path.name, path.read_bytes(), "image/png")}
+    r = await client.post("/gradio_api/upload", files=files)
+    r.raise_for_status()
+    return {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}, "orig_name": path.name}
+
+
+async def call(client: httpx.AsyncClient, name: str, data: list) -> list:
+    """POST the call, then read its event stream until 'complete' (or 'error')."""
+    r = await client.post(f"/gradio_api/call/{name}", json={"data": data})
+    r.raise_for_status()
+    event_id = r.json()["event_id"]
+    event = None
+    async with client.stream("GET", f"/gradio_api/call/{name}/{event_id}") as stream:
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line.split(":", 1)[1].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = line.split(":", 1)[1].strip()
+                if event == "error":
+                    raise RuntimeError(f"{name}: {payload[:200]}")
+                return json.loads(payload)
+    raise RuntimeError(f"{name}: stream ended without a result")
+
+
+def actions(image_a: dict, image_b: dict, seed: int) -> dict[str, tuple[str, list]]:
+    """What a student can click, with the UI's default settings (the seed varies)."""
+    return {
+        "reconstruct": ("reconstruct", [image_a, [*VAES, "mnist-vqvae"], 100, seed, "threshold"]),
+        "sample": ("sample", [VAES, "prior", 64, 1.0, False, seed]),
+        "interpolate": ("interpolate", [image_a, image_b, VAES, 12, "linear", True, "threshold"]),
+        "code_grid": ("code_sample_learned", ["mnist-vqvae", 1.0, seed]),
+    }
+
+
+# ----------------------------------------------------------------------------- students
+
+async def student(client: httpx.AsyncClient, rng: random.Random, tally: Tally, args,
+                  stop_at: float) -> None:
+    await asyncio.sleep(rng.uniform(0, args.think))  # students do not all click at once
+    try:
+        a, b = rng.sample(DIGITS, 2)
+        image_a, image_b = await upload(client, a), await upload(client, b)
+        await call(client, "prepare", [image_a])
+    except Exception as exc:  # a failed start is one error: the student leaves
+        tally.errors.append(f"start: {exc}")
+        return
+    while time.monotonic() < stop_at and tally.done + len(tally.errors) < args.requests:
+        seed = 0 if rng.random() < args.default_seed_share else rng.randrange(1000)
+        kind = rng.choice(list(actions(image_a, image_b, seed)))
+        name, data = actions(image_a, image_b, seed)[kind]
+        start = time.monotonic()
+        try:
+            await call(client, name, data)
+            tally.add(kind, time.monotonic() - start)
+        except Exception as exc:  # counted and reported: the run goes on
+            tally.errors.append(f"{kind}: {exc}")
+        await asyncio.sleep(rng.expovariate(1.0 / args.think))
+
+
+def rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+async def run_load(args, pid: int | None) -> dict:
+    tally, rng = Tally(), random.Random(args.seed)
+    limits = httpx.Limits(max_connections=args.students * 2, max_keepalive_connections=args.students)
+    timeout = httpx.Timeout(args.timeout)
+    rss_before = rss_mb(pid)
+    cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    async with httpx.AsyncClient(base_url=args.url, limits=limits, timeout=timeout) as client:
+        stop_at = time.monotonic() + args.duration
+        await asyncio.gather(*(student(client, random.Random(rng.random()), tally, args, stop_at)
+                               for _ in range(args.students)))
+    wall = time.monotonic() - wall0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    return summarise(tally, wall, cpu, rss_before, rss_mb(pid))
+
+
+def summarise(tally: Tally, wall: float, cpu: float, rss_before, rss_after) -> dict:
+    every = sorted(t for ts in tally.latencies.values() for t in ts)
+
+    def pct(values: list[float], q: float) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+    return {
+        "requests": len(every), "errors": len(tally.errors), "error_examples": tally.errors[:5],
+        "requests_per_s": len(every) / wall, "wall_s": wall,
+        "p50_s": pct(every, 0.5), "p95_s": pct(every, 0.95), "max_s": every[-1] if every else None,
+        "per_action_p50_s": {k: statistics.median(v) for k, v in tally.latencies.items()},
+        "per_action_p95_s": {k: pct(sorted(v), 0.95) for k, v in tally.latencies.items()},
+        "server_rss_mb_before": rss_before, "server_rss_mb_after": rss_after,
+        "generator_cpu_share_of_one_core": cpu / wall,
+    }
+
+
+# ----------------------------------------------------------------------------- server
+
+def start_server(port: int) -> subprocess.Popen:
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
+    return subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_ready(url: str, proc: subprocess.Popen | None, limit_s: float = 120) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"the app exited: {proc.stderr.read()[-2000:]}")
+        try:
+            if httpx.get(url + "/gradio_api/info", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the app did not answer at {url} within {limit_s:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--url", help="a running app (default: start `python app.py` on --port)")
+    p.add_argument("--port", type=int, default=7861)
+    p.add_argument("--students", type=int, default=50)
+    p.add_argument("--think", type=float, default=5.0, help="mean think time (s)")
+    p.add_argument("--requests", type=int, default=1500, help="stop after this many requests")
+    p.add_argument("--duration", type=float, default=600.0, help="stop after this many seconds")
+    p.add_argument("--default-seed-share", type=float, default=0.5,
+                   help="share of requests with the UI's default seed 0 (the rest random)")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="also write the results here")
+    args = p.parse_args(argv)
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}")
+    proc = None
+    if args.url is None:
+        args.url = f"http://127.0.0.1:{args.port}"
+        proc = start_server(args.port)
+    try:
+        wait_ready(args.url, proc)
+        res = asyncio.run(run_load(args, proc.pid if proc else None))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    print(f"{args.students} students, think {args.think:g} s: {res['requests']} requests in "
+          f"{res['wall_s']:.0f} s = {res['requests_per_s']:.1f}/s; p50 {res['p50_s']:.2f} s, "
+          f"p95 {res['p95_s']:.2f} s, max {res['max_s'] or float('nan'):.2f} s; errors {res['errors']}")
+    print(f"server RSS {res['server_rss_mb_before']} -> {res['server_rss_mb_after']} MB; "
+          f"generator CPU {100 * res['generator_cpu_share_of_one_core']:.1f} % of one core")
+    print("per action p50 / p95 (s):", {k: (round(v, 3), round(res["per_action_p95_s"][k], 3))
+                                         for k, v in res["per_action_p50_s"].items()})
+    if res["error_examples"]:
+        print("errors, first ones:", *res["error_examples"], sep="\n  ")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()

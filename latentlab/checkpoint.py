@@ -3,9 +3,18 @@
 Never a pickle: weights are safetensors, the config is the model's dataclass as JSON, and
 the loader rebuilds the model from it through the registry in ``models``.
 
->>> model, info = load_checkpoint("checkpoints/mnist-vae-z16")   # doctest: +SKIP
->>> info.kind, info.config.latent_dim                            # doctest: +SKIP
-('vae', 16)
+>>> import tempfile
+>>> from models.vae import VAE, VAEConfig
+>>> folder = save_checkpoint(tempfile.mkdtemp() + "/tiny", VAE(VAEConfig(latent_dim=2)), "vae",
+...                          VAEConfig(latent_dim=2), {"note": 1})
+>>> model, info = load_checkpoint(folder)
+>>> info.kind, info.config.latent_dim, info.metrics
+('vae', 2, {'note': 1})
+>>> load_checkpoint(folder.parent / "missing")
+Traceback (most recent call last):
+...
+latentlab.errors.CheckpointError: .../missing: checkpoint folder does not exist
+>>> shutil.rmtree(folder.parent)
 """
 
 from __future__ import annotations
@@ -23,12 +32,13 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from latentlab.errors import CheckpointError
+
+__all__ = ["CheckpointError", "CheckpointInfo", "config_from_dict", "load_checkpoint",
+           "read_info", "save_checkpoint", "update_metrics"]
+
 FORMAT_VERSION = 1
 WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint folder is missing, truncated or does not match its config."""
 
 
 @dataclass

@@ -1,13 +1,15 @@
 """Evaluation: ``python -m latentlab.evaluate checkpoints/NAME`` fills ``metrics.json``.
 
-    python -m latentlab.evaluate checkpoints/mnist-flow-z16 [--k 1000] [--limit N] \
-        [--samples 10000] [--batch-size 0] [--seed 0] [--classifier PATH]
+    python -m latentlab.evaluate checkpoints/mnist-flow-z16 [--k 1000] [--limit N | --subset N] \
+        [--samples 10000] [--batch-size 0] [--seed 0] [--binarization-seed 1234] \
+        [--classifier PATH]
 
 Loads the checkpoint, scores it on the full 10,000-image test set (binarized once with a
 fixed seed for the VAEs, grey for the classifier) and merges the numbers into the folder's
 ``metrics.json``. The math lives in ``latentlab.metrics`` and ``latentlab.sample_quality``.
 
-Keys written for a VAE (nats per image, test-set means; lower NLL / higher ELBO is better):
+Keys written for a Gaussian VAE (nats per image, test-set means; lower NLL / higher ELBO is
+better):
 
 * ``test_elbo``: mean ELBO, E_q log p_theta(x|z) - KL(q_phi(z|x) || p(z)), estimated with
   ``elbo_samples`` z per image (replaces training's one-sample quick number).
@@ -28,10 +30,22 @@ Keys written for a VAE (nats per image, test-set means; lower NLL / higher ELBO 
   ``latentlab.sample_quality``): confident_share, class_entropy_bits, class_histogram,
   frechet_distance, mean_max_prob, n_samples.
 
+A Gumbel-softmax VAE (``posterior="categorical"``) gets the same ELBO, KL (exact categorical)
+and IWAE keys, ``categories`` and ``sample_quality``; ELBO surgery, active units and the
+per-dim KL assume Gaussian posteriors, so ``surgery`` says "n/a" instead. A plain
+autoencoder (``posterior="deterministic"``) has no ELBO: it gets ``test_rec_nll`` (the
+Bernoulli NLL of its decoded code), ``code_mean`` / ``code_std`` (per dim, over the test
+codes), ``code_gaussian_kl`` (KL(N(code_mean, diag code_std^2) || N(0, I)): how far the
+codes are from what ``sample`` draws), and ``sample_quality`` of decoded N(0, I) draws.
+
 For a classifier: ``test_accuracy`` and ``test_nll`` (cross-entropy, nats). A VQ-VAE is scored
 by ``latentlab.vq_eval.evaluate_vqvae``. Every run also writes ``eval_command``,
 ``eval_wall_time_s``, ``eval_timings_s``, ``eval_device``, ``eval_date``, ``eval_seed``,
-``eval_n_test`` and ``eval_limit`` (null on the full test set; a number flags a partial run).
+``eval_n_test`` and ``eval_limit`` (null on the full test set; a number flags a partial
+run); a VAE run also ``eval_binarization_seed`` (the seed of the test set's bits).
+
+>>> EvalConfig(limit=64).binarization_seed == data.TEST_BINARIZATION_SEED
+True
 """
 
 from __future__ import annotations
@@ -39,14 +53,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import importlib
-import inspect
 import json
 import os
 import shlex
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,16 +66,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from latentlab import data
+from latentlab import data, vq_eval
+from latentlab.checkpoint import load_checkpoint, update_metrics
+from latentlab.device import device_description, pick_device
 from latentlab.metrics import (
     ACTIVE_UNIT_THRESHOLD,
+    ElboTerms,
     active_units,
+    code_statistics,
     decodes_per_call,
     elbo_surgery,
     elbo_terms,
     iwae_log_px,
     kl_per_dim,
 )
+from latentlab.sample_quality import load_classifier, sample_quality
+
+QualityFn = Callable[[torch.Tensor, str], dict]
+NOT_GAUSSIAN = "n/a: ELBO surgery, active units and per-dim KL need Gaussian posteriors"
 
 
 @dataclass
@@ -77,6 +96,7 @@ class EvalConfig:
 
     k: int = 1000                       # IWAE samples per image: the literature's standard
     limit: int = 0                      # score the first N test images only (0 = all 10,000)
+    binarization_seed: int = data.TEST_BINARIZATION_SEED  # the test bits every VAE is scored on
     samples: int = 10000                # prior samples judged by the classifier (0 = skip)
     batch_size: int = 0                 # decoder passes per forward call (0 = 512 CPU, 16384 GPU)
     seed: int = 0
@@ -109,10 +129,12 @@ def _round(value, digits: int):
     return round(float(value), digits)
 
 
-def _test_images(dataset: str, limit: int, binarized: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _test_images(dataset: str, limit: int, binarization_seed: int | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test images (N, 1, 28, 28) and labels (N,): grey, or binarized with the given seed."""
     x, y = data.load_split(dataset, train=False)
-    if binarized:
-        x = data.binarized_test_set(dataset)
+    if binarization_seed is not None:
+        x = data.binarized_test_set(dataset, binarization_seed)
     return (x[:limit], y[:limit]) if limit else (x, y)
 
 
@@ -131,24 +153,17 @@ def prior_samples(model: nn.Module, n: int, batch_size: int,
 
 # ----------------------------------------------------------------------------- per kind
 
-def evaluate_vae(model: nn.Module, dataset: str, cfg: EvalConfig,
-                 quality_fn: Callable[[torch.Tensor, str], dict] | None = None) -> dict:
-    """ELBO parts, IWAE NLL, ELBO surgery, active units, per-dim KL and sample quality."""
-    x, _ = _test_images(dataset, cfg.limit, binarized=True)
-    device, timings, t = _device(model), {}, time.time()
-    decodes = cfg.batch_size or decodes_per_call(device)
+def _elbo_numbers(model: nn.Module, x: torch.Tensor, cfg: EvalConfig, decodes: int,
+                  timings: dict) -> tuple[dict, ElboTerms]:
+    """ELBO parts and the IWAE bound (any posterior with a density)."""
+    device, t = _device(model), time.time()
     terms = elbo_terms(model, x, cfg.elbo_samples, decodes, _generator(device, cfg.seed, 1))
     timings["elbo"], t = time.time() - t, time.time()
     chunk = min(cfg.k, decodes)
     log_px = iwae_log_px(model, x, cfg.k, chunk=chunk, batch_size=max(1, decodes // chunk),
                          generator=_generator(device, cfg.seed, 2), progress=cfg.progress)
-    timings["iwae"], t = time.time() - t, time.time()
-    surgery = elbo_surgery(terms.mu, terms.logvar, model.prior, terms.rec_nll, terms.kl,
-                           cfg.surgery_points or None, _generator(torch.device("cpu"), cfg.seed, 3))
-    timings["surgery"], t = time.time() - t, time.time()
-    n_active, variances = active_units(terms.mu)
-    normal = model.config.prior == "normal"
-    out = {
+    timings["iwae"] = time.time() - t
+    return {
         "test_elbo": _round(terms.elbo.mean(), 3),
         "test_rec_nll": _round(terms.rec_nll.mean(), 3),
         "test_kl": _round(terms.kl.mean(), 3),
@@ -156,6 +171,18 @@ def evaluate_vae(model: nn.Module, dataset: str, cfg: EvalConfig,
         "test_nll_iwae": _round(-log_px.mean(), 3),
         "iwae_k": cfg.k,
         "iwae_gain": _round(log_px.mean() - terms.elbo.mean(), 3),
+    }, terms
+
+
+def _gaussian_numbers(model: nn.Module, terms: ElboTerms, cfg: EvalConfig, timings: dict) -> dict:
+    """ELBO surgery, active units and per-dim KL: they need q_phi(z|x) = N(mu, sigma^2)."""
+    t = time.time()
+    surgery = elbo_surgery(terms.mu, terms.logvar, model.prior, terms.rec_nll, terms.kl,
+                           cfg.surgery_points or None, _generator(torch.device("cpu"), cfg.seed, 3))
+    timings["surgery"] = time.time() - t
+    n_active, variances = active_units(terms.mu)
+    normal = model.config.prior == "normal"
+    return {
         "elbo_surgery": {k: v if isinstance(v, int) else _round(v, 3) for k, v in surgery.items()},
         "latent_dim": terms.mu.shape[1],
         "active_units": n_active,
@@ -165,18 +192,55 @@ def evaluate_vae(model: nn.Module, dataset: str, cfg: EvalConfig,
         "kl_per_dim_reference": "prior N(0, I)" if normal
         else "N(0, 1) per dim (the flow prior p_lambda does not factorise)",
     }
+
+
+def _autoencoder_numbers(model: nn.Module, x: torch.Tensor, decodes: int, timings: dict) -> dict:
+    """A plain autoencoder: reconstruction NLL of its code and how Gaussian the codes are."""
+    t = time.time()
+    terms = elbo_terms(model, x, 1, decodes)          # z = the code: one "sample" is exact
+    timings["reconstruction"] = time.time() - t
+    stats = code_statistics(terms.mu)                                         # codes (N, D)
+    return {
+        "test_rec_nll": _round(terms.rec_nll.mean(), 3),
+        "latent_dim": terms.mu.shape[1],
+        "code_mean": _round(stats["mean"], 4),
+        "code_std": _round(stats["std"], 4),
+        "code_gaussian_kl": _round(stats["gaussian_kl"], 3),
+        "elbo": "n/a: an autoencoder has no posterior density (no ELBO, no IWAE bound)",
+        "surgery": NOT_GAUSSIAN,
+    }
+
+
+def evaluate_vae(model: nn.Module, dataset: str, cfg: EvalConfig,
+                 quality_fn: QualityFn | None = None) -> dict:
+    """The numbers each posterior allows (see the module docstring) and sample quality."""
+    x, _ = _test_images(dataset, cfg.limit, cfg.binarization_seed)
+    device, timings = _device(model), {}
+    decodes = cfg.batch_size or decodes_per_call(device)
+    posterior = model.config.posterior
+    if posterior == "deterministic":
+        out = _autoencoder_numbers(model, x, decodes, timings)
+    else:
+        out, terms = _elbo_numbers(model, x, cfg, decodes, timings)
+        if posterior == "gaussian":
+            out.update(_gaussian_numbers(model, terms, cfg, timings))
+        else:
+            out.update(latent_dim=model.config.latent_dim, categories=model.config.categories,
+                       surgery=NOT_GAUSSIAN)
     if cfg.samples and quality_fn is not None:
+        t = time.time()
         images = prior_samples(model, cfg.samples, decodes, _generator(device, cfg.seed, 4))
         out["sample_quality"] = quality_fn(images, dataset)
         timings["sample_quality"] = time.time() - t
     out["eval_timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    out["eval_binarization_seed"] = cfg.binarization_seed
     return out
 
 
 @torch.no_grad()
 def evaluate_classifier(model: nn.Module, dataset: str, cfg: EvalConfig) -> dict:
     """Accuracy and cross-entropy on the grey test images."""
-    x, y = _test_images(dataset, cfg.limit, binarized=False)
+    x, y = _test_images(dataset, cfg.limit)
     device = _device(model)
     logits = torch.cat([model(xb.to(device)).float().cpu() for xb in x.split(250)])  # (N, 10)
     return {"test_accuracy": _round((logits.argmax(-1) == y).double().mean(), 5),
@@ -184,23 +248,14 @@ def evaluate_classifier(model: nn.Module, dataset: str, cfg: EvalConfig) -> dict
 
 
 def evaluate_vqvae(model: nn.Module, dataset: str, cfg: EvalConfig,
-                   quality_fn: Callable[[torch.Tensor, str], dict] | None = None) -> dict:
-    """Hand over to ``latentlab.vq_eval`` (imported here: the VQ-VAE code is optional)."""
-    vq_eval = importlib.import_module("latentlab.vq_eval")
-    params = inspect.signature(vq_eval.evaluate_vqvae).parameters
-    extra = {k: v for k, v in (("limit", cfg.limit or None), ("seed", cfg.seed)) if k in params}
-    out = vq_eval.evaluate_vqvae(model, dataset, n_samples=cfg.samples,
-                                 sample_quality_fn=quality_fn, **extra)
-    if cfg.limit and "limit" not in params:  # record what was really scored
-        warnings.warn("latentlab.vq_eval.evaluate_vqvae takes no limit: scored the full test set",
-                      stacklevel=2)
-        out = {**out, "eval_limit": None,
-               "eval_n_test": len(data.load_split(dataset, train=False)[1])}
-    return out
+                   quality_fn: QualityFn | None = None) -> dict:
+    """Reconstructions, codebook, code priors and samples: ``latentlab.vq_eval``."""
+    return vq_eval.evaluate_vqvae(model, dataset, n_samples=cfg.samples,
+                                  sample_quality_fn=quality_fn, seed=cfg.seed, limit=cfg.limit)
 
 
 def evaluate_model(model: nn.Module, kind: str, dataset: str, cfg: EvalConfig,
-                   quality_fn: Callable[[torch.Tensor, str], dict] | None = None) -> dict:
+                   quality_fn: QualityFn | None = None) -> dict:
     """Dispatch on the checkpoint kind; returns the new metrics (not yet written)."""
     model.eval()
     if kind == "vae":
@@ -214,10 +269,6 @@ def evaluate_model(model: nn.Module, kind: str, dataset: str, cfg: EvalConfig,
 
 def evaluate_checkpoint(folder: str | os.PathLike, cfg: EvalConfig, command: str = "") -> dict:
     """Load, evaluate, merge into ``metrics.json``; returns the new metrics."""
-    from latentlab.checkpoint import load_checkpoint, update_metrics
-    from latentlab.sample_quality import load_classifier, sample_quality
-    from latentlab.train import device_description, pick_device
-
     device = pick_device(cfg.device)
     model, info = load_checkpoint(folder, device)
     dataset = data.check_dataset(getattr(info.config, "dataset", "") or "")
@@ -228,16 +279,15 @@ def evaluate_checkpoint(folder: str | os.PathLike, cfg: EvalConfig, command: str
     start = time.time()
     new = evaluate_model(model, info.kind, dataset, cfg, quality_fn)
     n_full = len(data.load_split(dataset, train=False)[1])
-    n_test = min(cfg.limit, n_full) if cfg.limit else n_full
     new.update({
         "eval_command": command or f"python -m latentlab.evaluate {shlex.quote(str(folder))}",
         "eval_wall_time_s": round(time.time() - start, 1),
         "eval_device": device_description(device),
         "eval_date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "eval_seed": cfg.seed,
+        "eval_n_test": min(cfg.limit, n_full) if cfg.limit else n_full,
+        "eval_limit": cfg.limit or None,
     })
-    new.setdefault("eval_n_test", n_test)
-    new.setdefault("eval_limit", cfg.limit or None)
     update_metrics(info.path, new)
     return new
 
@@ -249,13 +299,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, EvalConfig, int]:
     p.add_argument("checkpoint", help="checkpoint folder, e.g. checkpoints/mnist-vae-z16")
     d = EvalConfig()
     p.add_argument("--k", type=int, default=d.k, help="IWAE importance samples per image")
-    p.add_argument("--limit", type=int, default=d.limit,
+    p.add_argument("--limit", "--subset", dest="limit", type=int, default=d.limit,
                    help="first N test images only, for tests and smoke runs (0 = all)")
     p.add_argument("--samples", type=int, default=d.samples,
                    help="prior samples for sample quality (0 = skip)")
     p.add_argument("--batch-size", type=int, default=d.batch_size,
                    help="decoder passes per forward call (0 = 512 on CPU, 16384 on GPU)")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--binarization-seed", type=int, default=d.binarization_seed,
+                   help="seed of the test set's Bernoulli bits (VAEs; reported numbers use "
+                        f"{d.binarization_seed})")
     p.add_argument("--elbo-samples", type=int, default=d.elbo_samples)
     p.add_argument("--surgery-points", type=int, default=d.surgery_points,
                    help="z samples from q_agg for ELBO surgery (0 = one per test image)")
@@ -291,17 +344,20 @@ def evaluate_main(argv: list[str] | None = None) -> dict:
 @torch.no_grad()
 def quick_metrics(model: nn.Module, dataset: str, kind: str, batch_size: int = 1000) -> dict:
     """Cheap test-set numbers written right after training (the full CLI adds the rest)."""
-    device = next(model.parameters()).device
+    device = _device(model)
     if kind == "vae":
         x = data.binarized_test_set(dataset)
-        elbo = torch.cat([model(xb.to(device)).elbo.cpu() for xb in x.split(batch_size)])
-        return {"test_elbo": round(elbo.mean().item(), 3)}
+        outs = [model(xb.to(device)) for xb in x.split(batch_size)]
+        if model.config.posterior == "deterministic":  # no ELBO: the reconstruction NLL
+            return {"test_rec_nll": round(torch.cat([o.rec_nll.cpu() for o in outs]).mean().item(), 3)}
+        return {"test_elbo": round(torch.cat([o.elbo.cpu() for o in outs]).mean().item(), 3)}
     if kind == "classifier":
         x, y = data.load_split(dataset, train=False)
         pred = torch.cat([model(xb.to(device)).argmax(-1).cpu() for xb in x.split(batch_size)])
         return {"test_accuracy": round((pred == y).float().mean().item(), 5)}
-    quick = getattr(model, "quick_metrics", None)
-    return quick(dataset) if quick else {}
+    if kind == "vqvae":
+        return vq_eval.reconstruction_metrics(model, dataset)
+    raise ValueError(f"no quick metrics for model kind {kind!r}; known: vae, classifier, vqvae")
 
 
 if __name__ == "__main__":

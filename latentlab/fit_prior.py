@@ -1,17 +1,27 @@
-"""Refit the learned code prior of a trained VQ-VAE checkpoint, keeping its auto-encoder.
+"""The VQ-VAE's second stage: fit its code prior on the encoded training set.
 
     python -m latentlab.fit_prior checkpoints/mnist-vqvae --prior-dim 128 --prior-epochs 10
 
 The lecture's recipe is two-stage: train the VQ-VAE, then "fit an autoregressive model over
-z". The training command does both in one go; this command repeats only the second stage,
-so a prior of another size or training length can be tried without retraining the encoder,
-decoder and codebook (their weights are copied bit for bit, so code grids do not change).
+z". ``latentlab.train`` does both in one go (it calls ``fit_prior`` after the auto-encoder's
+epochs); this command repeats only the second stage on a checkpoint, so a prior of another
+size or training length can be tried without retraining the encoder, decoder and codebook
+(their weights are copied bit for bit, so code grids do not change).
 
 The checkpoint is rewritten atomically with the new prior settings in ``config.json``.
 ``metrics.json`` keeps the training command and gains ``prior_command``; the prior-dependent
 evaluation numbers are dropped (they described the old prior), so run
 ``python -m latentlab.evaluate`` afterwards. ``train_wall_time_s`` becomes the auto-encoder's
 training time plus the new prior's fitting time, the cost of the model as shipped.
+
+>>> from models.vqvae import VQVAE, VQVAEConfig
+>>> vq = VQVAE(VQVAEConfig(num_codes=8, code_dim=4, channels=4, prior_dim=16, prior_layers=1,
+...                        prior_heads=2, prior_epochs=1, prior_batch_size=32))
+>>> out = fit_prior(vq, torch.rand(64, 1, 28, 28))
+>>> out["prior_train_grids"], 0 < out["prior_train_nll_bits_per_code"] < 2 * math.log2(8)
+(64, True)
+>>> any(p.requires_grad for p in vq.code_prior.parameters())  # frozen again afterwards
+False
 """
 
 from __future__ import annotations
@@ -19,15 +29,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import math
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
-from latentlab import data
-from latentlab.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from latentlab import data, settings
+from latentlab.checkpoint import load_checkpoint, save_checkpoint
+from latentlab.errors import CheckpointError, InputError
+from latentlab.vq_eval import reconstruction_metrics
+from models.code_prior import CodePrior
 from models.vqvae import VQVAE, VQVAEConfig
 
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
@@ -36,7 +52,61 @@ PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "pr
 STALE_PREFIXES = ("learned_prior_", "prior_test_nll")
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- fitting
+
+def _cosine(total: int, floor: float = 0.05):
+    """Learning-rate factor per step: cosine decay from 1 to ``floor`` over ``total`` steps."""
+    return lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+
+
+def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig,
+                   seed: int = 0, progress: bool = False) -> float:
+    """Maximum likelihood on code grids (N, 7, 7); returns the last epoch's NLL in bits/code.
+
+    ``config`` gives ``prior_epochs``, ``prior_lr`` and ``prior_batch_size``. AdamW with a
+    cosine decay to 5 % of the rate; grids are shuffled every epoch by a ``seed``-ed
+    generator. The prior's weights are trainable only during this call (frozen before and
+    after). With ``prior_epochs = 0`` the prior stays as initialised and NaN is returned.
+    """
+    epochs, bs = config.prior_epochs, config.prior_batch_size
+    if epochs == 0 or len(grids) == 0:
+        return float("nan")
+    total = epochs * math.ceil(len(grids) / bs)
+    opt = torch.optim.AdamW(prior.parameters(), lr=config.prior_lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total))
+    gen = torch.Generator().manual_seed(seed)
+    prior.requires_grad_(True).train()
+    bar = tqdm(total=total, disable=not progress, desc="code prior", mininterval=2.0)
+    for _ in range(epochs):
+        order = torch.randperm(len(grids), generator=gen).to(grids.device)
+        nll_sum, count = torch.zeros((), device=grids.device), 0
+        for idx in order.split(bs):
+            nll = prior.nll_per_code(grids[idx])                             # nats per code
+            opt.zero_grad(set_to_none=True)
+            nll.backward()
+            opt.step()
+            sched.step()
+            nll_sum += nll.detach() * len(idx)
+            count += len(idx)
+            bar.update(1)
+        bar.set_postfix(bits_per_code=f"{(nll_sum / count).item() / math.log(2):.3f}")
+    bar.close()
+    prior.requires_grad_(False).eval()
+    return (nll_sum / count).item() / math.log(2)
+
+
+def fit_prior(model: VQVAE, x: torch.Tensor, seed: int = 0, progress: bool = False) -> dict:
+    """Encode images (N, 1, 28, 28) to code grids and fit ``model.code_prior`` on them;
+    returns the fit's train NLL (bits/code), wall time and grid count for metrics.json."""
+    start = time.time()
+    grids = model.encode_dataset(x)                                          # (N, 7, 7)
+    nll = fit_code_prior(model.code_prior, grids, model.config, seed=seed, progress=progress)
+    return {"prior_train_nll_bits_per_code": round(nll, 4) if math.isfinite(nll) else None,
+            "prior_train_wall_time_s": round(time.time() - start, 1),
+            "prior_train_grids": len(grids)}
+
+
+# ----------------------------------------------------------------------------- refitting
 
 def _autoencoder_seconds(metrics: dict) -> float | None:
     """Training time of the encoder/decoder/codebook alone, from the first training run."""
@@ -64,11 +134,12 @@ def refit_prior(folder: str | os.PathLike, changes: dict, seed: int = 0, subset:
 
     ``subset`` > 0 fits on the first ``subset`` training images only (for quick tries).
     Returns the new metrics.json content (also written). Raises CheckpointError for a
-    checkpoint that is not a VQ-VAE and ValueError for an unknown or invalid setting.
+    checkpoint that is not a VQ-VAE, InputError for a setting that is not a prior's and
+    ValueError for an invalid value.
     """
     unknown = set(changes) - set(PRIOR_FIELDS)
     if unknown:
-        raise ValueError(f"only prior settings can change, not {sorted(unknown)}")
+        raise InputError(f"only prior settings can change, not {sorted(unknown)}")
     model, info = load_checkpoint(folder)
     if info.kind != "vqvae":
         raise CheckpointError(f"{info.path}: is a {info.kind!r} checkpoint, not a VQ-VAE")
@@ -76,14 +147,14 @@ def refit_prior(folder: str | os.PathLike, changes: dict, seed: int = 0, subset:
     model = _with_new_prior(model, changes)
     x, _ = data.load_split(info.config.dataset, train=True)
     x = x[:subset] if subset > 0 else x                                      # (N, 1, 28, 28)
-    fitted = model.fit_prior(x, seed=seed, progress=progress)
+    fitted = fit_prior(model, x, seed=seed, progress=progress)
     metrics = {k: v for k, v in info.metrics.items() if not k.startswith(STALE_PREFIXES)}
     auto = _autoencoder_seconds(info.metrics)
     metrics.update(fitted, prior_command=command, prior_date=dt.datetime.now(dt.UTC).isoformat(
         timespec="seconds"), autoencoder_train_wall_time_s=auto)
     if auto is not None:
         metrics["train_wall_time_s"] = round(auto + fitted["prior_train_wall_time_s"], 1)
-    metrics.update(model.quick_metrics(info.config.dataset))
+    metrics.update(reconstruction_metrics(model, info.config.dataset))
     save_checkpoint(info.path, model, "vqvae", model.config, metrics)
     return metrics
 
@@ -94,7 +165,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--subset", type=int, default=0, help="first N training images (0 = all)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    p.add_argument("--data-root", help=f"data folder (default ${data.DATA_ENV} or the cache)")
+    p.add_argument("--data-root", help="data folder (default $LATENT_LAB_DATA or the cache)")
     p.add_argument("--no-progress", action="store_true")
     defaults = {f.name: f.default for f in dataclasses.fields(VQVAEConfig)}
     for name in PRIOR_FIELDS:  # unset flags keep the checkpoint's own value
@@ -105,7 +176,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def fit_prior_main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.data_root:
-        os.environ[data.DATA_ENV] = args.data_root
+        settings.configure(data_dir=Path(args.data_root).expanduser())
     if args.threads:
         torch.set_num_threads(args.threads)
     changes = {k: getattr(args, k) for k in PRIOR_FIELDS if getattr(args, k) is not None}

@@ -18,10 +18,13 @@
 * ``mean_max_prob``: the mean of the top softmax probability.
 
 Grey-level samples (pixel probabilities) are fed as they are: the classifier was trained on
-grey images. The classifier loads once from ``checkpoints/{dataset}-classifier``.
+grey images. The classifier loads once from ``checkpoints/{dataset}-classifier`` (the
+folder ``latentlab.settings.current().checkpoints``).
 
->>> sample_quality(vae.sample(1000), "mnist")["confident_share"]   # doctest: +SKIP
-0.87
+>>> real = data.load_split("mnist", train=False)[0][:500]
+>>> q = sample_quality(real, "mnist")
+>>> q["n_samples"], sum(q["class_histogram"]), q["confident_share"] > 0.9
+(500, 500, True)
 """
 
 from __future__ import annotations
@@ -35,9 +38,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from latentlab import data
+from latentlab import data, settings
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 CONFIDENCE = 0.9        # "confident" = top class probability at least this
 BATCH_SIZE = 250        # images per classifier call: activations stay under 32 MB (CPU malloc reuse)
 
@@ -126,7 +128,8 @@ def entropy_bits(counts: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- classifier
 
 def classifier_path(dataset: str) -> Path:
-    return CHECKPOINTS / f"{data.check_dataset(dataset)}-classifier"
+    """The default judge's folder for ``dataset`` among the shipped checkpoints."""
+    return settings.current().checkpoints / f"{data.check_dataset(dataset)}-classifier"
 
 
 def load_classifier(dataset: str, path: str | os.PathLike | None = None) -> nn.Module:

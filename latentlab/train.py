@@ -17,7 +17,6 @@ import dataclasses
 import datetime as dt
 import math
 import os
-import platform
 import shlex
 import sys
 import time
@@ -30,9 +29,15 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from latentlab import data
+from latentlab import data, settings
 from latentlab.checkpoint import save_checkpoint
+from latentlab.device import device_description, pick_device
+from latentlab.evaluate import quick_metrics
+from latentlab.fit_prior import fit_prior
 from models import MODEL_KINDS
+
+__all__ = ["STEPS", "TrainConfig", "Trainer", "after_training", "device_description", "fit",
+           "pick_device", "train_main"]
 
 
 @dataclass
@@ -64,18 +69,6 @@ class TrainConfig:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def device_description(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({os.cpu_count()} cores, torch threads {torch.get_num_threads()}, {platform.machine()})"
-
 
 def dist_info() -> tuple[int, int]:
     """(rank, world size); (0, 1) outside torchrun."""
@@ -115,8 +108,12 @@ BINARIZED = {"vae"}  # Bernoulli decoders see binary pixels; the others see grey
 class Trainer:
     """One model, its optimizer and schedule, and the data on the device.
 
-    >>> t = Trainer(VAE(VAEConfig()), TrainConfig(epochs=1, subset=256))   # doctest: +SKIP
-    >>> logs = t.run_epoch()                                              # doctest: +SKIP
+    >>> from models.vae import VAE, VAEConfig
+    >>> t = Trainer(VAE(VAEConfig(latent_dim=2, channels=4, hidden=16)),
+    ...             TrainConfig(epochs=1, subset=128, batch_size=64, val_size=100))
+    >>> logs = t.run_epoch()
+    >>> logs["epoch"], logs["loss"] > 0, "val_loss" in logs
+    (1, True, True)
     """
 
     def __init__(self, model: nn.Module, cfg: TrainConfig, kind: str | None = None):
@@ -256,6 +253,19 @@ class Trainer:
         self.epoch, self.history = state["epoch"], list(state["history"])
 
 
+def after_training(trainer: Trainer, progress: bool = False) -> dict:
+    """What follows the last epoch, by model kind; returns extra metrics.json keys.
+
+    A VQ-VAE fits its code prior on the encoded training images (the lecture's second
+    stage, ``latentlab.fit_prior``); every rank fits the same prior from the same seed, so
+    the ranks' weights stay equal. Other kinds have nothing to do.
+    """
+    if trainer.kind != "vqvae":
+        return {}
+    return fit_prior(unwrap(trainer.model), trainer.x, seed=trainer.cfg.seed,
+                     progress=progress and trainer.rank == 0)
+
+
 def validation_summary(trainer: Trainer, chosen_epoch: int) -> dict:
     """What metrics.json records of the validation protocol."""
     cfg = trainer.cfg
@@ -309,7 +319,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dataset", default="mnist", type=data.check_dataset)
     p.add_argument("--model", default="vae", choices=sorted(MODEL_KINDS))
     p.add_argument("--out", required=True, help="checkpoint folder to write")
-    p.add_argument("--data-root", help=f"data folder (default ${data.DATA_ENV} or the cache)")
+    p.add_argument("--data-root", help="data folder (default $LATENT_LAB_DATA or the cache)")
     p.add_argument("--no-progress", action="store_true")
     seen: set = set()
     _add_config_flags(p, TrainConfig, True, seen)
@@ -321,10 +331,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def train_main(argv: list[str] | None = None) -> Path | None:
     args = parse_args(argv)
     if args.data_root:
-        os.environ[data.DATA_ENV] = args.data_root
+        settings.configure(data_dir=Path(args.data_root).expanduser())
     if args.threads:
         torch.set_num_threads(args.threads)
-    if "RANK" in os.environ and not dist.is_initialized():
+    if "RANK" in os.environ and not dist.is_initialized():  # started by torchrun
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend)
         if torch.cuda.is_available():
@@ -365,8 +375,7 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
     bar.close()
     chosen_epoch = trainer.restore_best()
     model = unwrap(trainer.model)
-    post = getattr(model, "after_training", None)  # e.g. the VQ-VAE fits its code prior here
-    extra = post(trainer, progress=progress) if post else {}
+    extra = after_training(trainer, progress=progress)
     if trainer.rank != 0:
         return None
     metrics = {
@@ -378,9 +387,8 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
         "train_config": dataclasses.asdict(cfg),
         "final_epoch": trainer.history[-1],
         **validation_summary(trainer, chosen_epoch),
-        **(extra or {}),
+        **extra,
     }
-    from latentlab.evaluate import quick_metrics
     metrics.update(quick_metrics(model.eval(), cfg.dataset, kind=cfg.model))
     return save_checkpoint(out, model.cpu(), cfg.model, model_cfg, metrics)
 

@@ -4,9 +4,12 @@ PSNR is taken over the whole test set, 10 log10(1 / MSE) with MSE the mean squar
 over all test pixels (images in [0, 1], so the peak is 1); it is the PSNR of the set's MSE,
 not an average of per-image PSNRs.
 
->>> model, info = load_checkpoint("checkpoints/mnist-vqvae")            # doctest: +SKIP
->>> evaluate_vqvae(model, "mnist", sample_quality_fn=sample_quality)   # doctest: +SKIP
-{'test_mse': 0.006, 'test_psnr_db': 22.2, 'codebook_usage': 0.98, ...}
+>>> from models.vqvae import VQVAE, VQVAEConfig
+>>> vq = VQVAE(VQVAEConfig(num_codes=8, code_dim=4, channels=4, prior_dim=16, prior_layers=1,
+...                        prior_heads=2))
+>>> m = evaluate_vqvae(vq, "mnist", limit=100)
+>>> m["uniform_prior_nll_bits_per_code"], 0 < m["codebook_usage"] <= 1, m["eval_n_test"]
+(3.0, True, 100)
 """
 
 from __future__ import annotations
@@ -28,11 +31,18 @@ SWEEP_KEYS = ("confident_share", "class_entropy_bits", "frechet_distance")
 # ----------------------------------------------------------------------------- helpers
 
 @torch.no_grad()
-def _encode_test_set(model, dataset: str, batch_size: int
+def _test_images(dataset: str, limit: int = 0) -> torch.Tensor:
+    """The grey test images (N, 1, 28, 28), or the first ``limit`` of them."""
+    x, _ = data.load_split(dataset, train=False)
+    return x[:limit] if limit else x
+
+
+@torch.no_grad()
+def _encode_test_set(model, dataset: str, batch_size: int, limit: int = 0
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Squared error per test image (N,), the test code grids (N, 7, 7) and the
     reconstructions (N, 1, 28, 28), in eval mode."""
-    x, _ = data.load_split(dataset, train=False)
+    x = _test_images(dataset, limit)
     device = model.device
     errors, grids, recons = [], [], []
     for xb in x.split(batch_size):
@@ -49,8 +59,8 @@ def _encode_test_set(model, dataset: str, batch_size: int
 def prior_nll_bits_per_code(prior, grids: torch.Tensor, batch_size: int = 1000) -> float:
     """Mean -log2 p(c) / 49 over code grids (N, 7, 7)."""
     device = next(itertools.chain(prior.parameters(), prior.buffers())).device
-    total = sum(-prior.log_prob(g.to(device)).sum().item() for g in grids.split(batch_size))
-    return total / (grids.numel() * math.log(2))
+    total = sum(prior.nll_per_code(g.to(device)).item() * len(g) for g in grids.split(batch_size))
+    return total / (len(grids) * math.log(2))
 
 
 @torch.no_grad()
@@ -73,28 +83,29 @@ def _reconstruction_numbers(model, errors: torch.Tensor, grids: torch.Tensor) ->
         "codebook_usage": round((counts > 0).float().mean().item(), 4),
         "codebook_perplexity": round(histogram_perplexity(counts).item(), 2),
         "dead_codes": int((counts == 0).sum()),
-        "prior_test_nll_bits_per_code": round(prior_nll_bits_per_code(model.code_prior, grids), 4),
+        "prior_test_nll_bits_per_code": round(prior_nll_bits_per_code(model.prior("learned"), grids), 4),
         "uniform_prior_nll_bits_per_code": round(math.log2(model.config.num_codes), 4),
     }
 
 
-def reconstruction_metrics(model, dataset: str, batch_size: int = 1000) -> dict:
+def reconstruction_metrics(model, dataset: str, batch_size: int = 1000, limit: int = 0) -> dict:
     """Test MSE and PSNR, codebook usage / perplexity / dead codes, prior test NLL."""
     was_training = model.training
     model.eval()
-    errors, grids, _ = _encode_test_set(model, dataset, batch_size)
+    errors, grids, _ = _encode_test_set(model, dataset, batch_size, limit)
     metrics = _reconstruction_numbers(model, errors, grids)
     model.train(was_training)
     return metrics
 
 
 @torch.no_grad()
-def _reference_quality(dataset: str, recon: torch.Tensor, quality: SampleQualityFn) -> dict:
+def _reference_quality(dataset: str, recon: torch.Tensor, quality: SampleQualityFn,
+                       limit: int = 0) -> dict:
     """The classifier's view of the real test images and of their reconstructions. A perfect
     prior draws code grids as the encoder assigns them, so at T = 1 its samples score like the
     reconstructions: the reference for the learned prior (for Fashion-MNIST even the real
     images are far from a confident share of 1)."""
-    x, _ = data.load_split(dataset, train=False)                             # (N, 1, 28, 28)
+    x = _test_images(dataset, limit)                                         # (N, 1, 28, 28)
     out = {f"test_images_{k}": v for k, v in quality(x, dataset).items()}
     out.update({f"reconstruction_{k}": v for k, v in quality(recon, dataset).items()})
     return out
@@ -102,7 +113,7 @@ def _reference_quality(dataset: str, recon: torch.Tensor, quality: SampleQuality
 
 def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int = 500,
                    sample_quality_fn: SampleQualityFn | None = None, seed: int = 0,
-                   temperatures: tuple[float, ...] = SWEEP_TEMPERATURES) -> dict:
+                   temperatures: tuple[float, ...] = SWEEP_TEMPERATURES, limit: int = 0) -> dict:
     """Full VQ-VAE evaluation on the test set of ``dataset``.
 
     Keys: ``test_mse``, ``test_psnr_db`` (over the set), ``codebook_usage`` (codes used on
@@ -115,12 +126,14 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
     (``test_images_``, ``reconstruction_``); and ``learned_prior_temperature_sweep``, the
     learned prior's confident share, class entropy and Frechet distance at each of
     ``temperatures`` (lower T trades diversity for confidence). Samples are seeded by ``seed``.
+    ``limit`` > 0 scores the first ``limit`` test images only (``eval_n_test`` says how many).
     """
     data.check_dataset(dataset)
     was_training = model.training
     model.eval()
-    errors, grids, recon = _encode_test_set(model, dataset, batch_size)
+    errors, grids, recon = _encode_test_set(model, dataset, batch_size, limit)
     metrics = _reconstruction_numbers(model, errors, grids)
+    metrics["eval_n_test"] = len(grids)
     if sample_quality_fn is None or n_samples <= 0:
         model.train(was_training)
         return metrics
@@ -133,6 +146,6 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
         q = sample_quality_fn(_sample_images(model, n_samples, "learned", batch_size, seed, t), dataset)
         sweep[str(t)] = {k: q[k] for k in SWEEP_KEYS if k in q}
     metrics["learned_prior_temperature_sweep"] = sweep
-    metrics.update(_reference_quality(dataset, recon, sample_quality_fn))
+    metrics.update(_reference_quality(dataset, recon, sample_quality_fn, limit))
     model.train(was_training)
     return metrics

@@ -14,8 +14,11 @@ with a vocabulary of ~128 make a 4-layer, 64-wide model trainable on a CPU in mi
 Region regeneration needs p(c_i | all other cells), which an AR model does not give
 directly; ``regenerate`` documents how it gets there.
 
-Both priors share the interface ``log_prob(grid) -> (B,)`` (nats), ``log_prob_per_cell``,
-``sample(n, temperature, generator)`` and ``regenerate(grid, mask, temperature, generator)``.
+Both priors are distributions over code grids and share one interface (``CodePrior``):
+``log_prob(grid) -> (B,)`` (nats), ``log_prob_per_cell``, ``nll_per_code`` (the fitting
+loss), ``sample(n, temperature, generator)`` and ``regenerate(grid, mask, temperature,
+generator)``. Fitting the learned prior is training, so it lives in the training layer
+(the app package's ``fit_prior`` module), not here.
 
 >>> prior = TransformerCodePrior(num_codes=16, dim=32, layers=1, heads=2)
 >>> grid = prior.sample(3)
@@ -72,9 +75,47 @@ def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None =
     return (logits.float() + gumbel).argmax(-1)
 
 
+# ----------------------------------------------------------------------------- interface
+
+class CodePrior(nn.Module):
+    """A distribution over (B, 7, 7) grids of K codes: the shared interface of the priors.
+
+    Subclasses give ``log_prob_per_cell``, ``sample`` and ``regenerate``; ``log_prob`` (the
+    grid's log-probability) and ``nll_per_code`` (the mean loss a fit minimises) follow.
+
+    >>> prior = UniformCodePrior(4)
+    >>> isinstance(prior, CodePrior), round(prior.nll_per_code(prior.sample(2)).item(), 4)
+    (True, 1.3863)
+    """
+
+    num_codes: int
+
+    def log_prob_per_cell(self, grid: torch.Tensor) -> torch.Tensor:
+        """Each cell's term of log p(c) in nats: (B, 7, 7) -> (B, 7, 7)."""
+        raise NotImplementedError
+
+    def log_prob(self, grid: torch.Tensor) -> torch.Tensor:
+        """log p(c) in nats: (B, 7, 7) long -> (B,)."""
+        return self.log_prob_per_cell(grid).flatten(1).sum(1)
+
+    def nll_per_code(self, grid: torch.Tensor) -> torch.Tensor:
+        """Scalar -log p(c) / 49 averaged over the batch (nats per code): the fitting loss."""
+        return -self.log_prob(grid).mean() / CELLS
+
+    def sample(self, n: int, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """n grids (n, 7, 7) long in [0, K)."""
+        raise NotImplementedError
+
+    def regenerate(self, grid: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+        """The grid (B, 7, 7) with only its masked cells redrawn given the kept ones."""
+        raise NotImplementedError
+
+
 # ----------------------------------------------------------------------------- uniform
 
-class UniformCodePrior(nn.Module):
+class UniformCodePrior(CodePrior):
     """p(c) = prod over 49 cells of Uniform{0..K-1}: the prior the VQ-VAE derivation uses.
 
     >>> UniformCodePrior(128).log_prob(torch.zeros(1, 7, 7, dtype=torch.long))  # -49 log 128
@@ -87,12 +128,9 @@ class UniformCodePrior(nn.Module):
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # tracks the device
 
     def log_prob_per_cell(self, grid: torch.Tensor) -> torch.Tensor:
+        """-log K for every cell: (B, 7, 7) -> (B, 7, 7)."""
         _check_grid(grid, self.num_codes)
         return torch.full(grid.shape, -math.log(self.num_codes), device=grid.device)
-
-    def log_prob(self, grid: torch.Tensor) -> torch.Tensor:
-        """log p(c) in nats, (B, 7, 7) -> (B,): always -49 log K."""
-        return self.log_prob_per_cell(grid).flatten(1).sum(1)
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0,
@@ -144,7 +182,7 @@ class _Block(nn.Module):
         return h, (k, v)
 
 
-class TransformerCodePrior(nn.Module):
+class TransformerCodePrior(CodePrior):
     """Causal transformer p_lambda(c) = prod_i p(c_i | c_<i) over the raster order.
 
     Input position t holds the code of cell t-1 (a start token at t = 0) and predicts cell t.
@@ -194,10 +232,6 @@ class TransformerCodePrior(nn.Module):
         """log p(c_i | c_<i) for each cell in nats: (B, 7, 7) -> (B, 7, 7)."""
         logp = torch.log_softmax(self.logits(grid).float(), -1)             # (B, 49, K)
         return logp.gather(-1, grid.flatten(1).unsqueeze(-1)).view(grid.shape)
-
-    def log_prob(self, grid: torch.Tensor) -> torch.Tensor:
-        """Exact log p_lambda(c) in nats: (B, 7, 7) -> (B,)."""
-        return self.log_prob_per_cell(grid).flatten(1).sum(1)
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0,

@@ -124,9 +124,16 @@ class VectorQuantizer(nn.Module):
 
     Input and output grids are channel-first (B, D, H, W), like the conv encoder's output.
 
+    Public verbs (none changes the codebook): ``nearest`` (vectors, channel-last -> code
+    indices), ``quantize`` (grid -> index grid), ``indices_to_codes`` (index grid -> code
+    grid; ``lookup`` is the same verb) and ``snap`` (grid -> the grid of its nearest codes).
+
     >>> vq = VectorQuantizer(16, 4).eval()
-    >>> vq.lookup(torch.tensor([[0, 1]])).shape
+    >>> vq.indices_to_codes(torch.tensor([[0, 1]])).shape
     torch.Size([1, 4, 2])
+    >>> z = torch.randn(2, 4, 7, 7)
+    >>> torch.equal(vq.snap(z), vq.indices_to_codes(vq.quantize(z)))
+    True
     """
 
     def __init__(self, num_codes: int, dim: int, ema: bool = True, decay: float = 0.99,
@@ -164,10 +171,24 @@ class VectorQuantizer(nn.Module):
             raise ValueError(f"code indices must lie in [0, {self.num_codes})")
         return self.embedding[indices].movedim(-1, 1)                       # (B, D, *grid)
 
+    def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code indices (B, *grid) -> code vectors (B, D, *grid): the inverse of ``quantize``."""
+        return self.lookup(indices)
+
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        """Nearest code for channel-last vectors: (..., D) -> (...) long, no side effects."""
+        if z.shape[-1] != self.dim:
+            raise ValueError(f"vectors must end in the code size {self.dim}, got {tuple(z.shape)}")
+        flat = z.reshape(-1, self.dim).float()                               # (N, D)
+        return nearest_code(flat, self.embedding.float()).view(z.shape[:-1])
+
     def quantize(self, z_e: torch.Tensor) -> torch.Tensor:
-        """Nearest code per cell, no side effects: (B, D, H, W) -> (B, H, W) long."""
-        flat = z_e.movedim(1, -1).reshape(-1, self.dim).float()             # (B*H*W, D)
-        return nearest_code(flat, self.embedding.float()).view(z_e.shape[0], *z_e.shape[2:])
+        """Nearest code per cell, no side effects: (B, D, *grid) -> (B, *grid) long."""
+        return self.nearest(z_e.movedim(1, -1))                              # (B, *grid, D) in
+
+    def snap(self, z_e: torch.Tensor) -> torch.Tensor:
+        """Each cell replaced by its nearest code vector: (B, D, *grid) -> (B, D, *grid)."""
+        return self.indices_to_codes(self.quantize(z_e))
 
     def forward(self, z_e: torch.Tensor) -> QuantizerOutput:
         with torch.autocast(z_e.device.type, enabled=False):  # argmin needs full precision

@@ -3,8 +3,8 @@
     z_e = encoder(x)                  (B, D, 7, 7) continuous encoder output
     c   = argmin_k ||z_e - e_k||      (B, 7, 7)    one code index per cell
     z_q = e_c                         (B, D, 7, 7) quantized grid (straight-through grads)
-    mu  = decoder(z_q)                (B, 1, 28, 28) Gaussian means (linear output)
-    x^  = clamp(mu, 0, 1)             the image shown / returned by the verbs
+    mu  = decoder(z_q)                (B, 1, 28, 28) Gaussian means (linear output): decode
+    x^  = clamp(mu, 0, 1)             pixel values in [0, 1]: decode_probs, decode_indices
 
 Loss per batch = recon + codebook + beta * commitment, where
 
@@ -17,9 +17,13 @@ Loss per batch = recon + codebook + beta * commitment, where
   the EMA updates move the codebook instead);
 * commitment = mean ||z_e - sg[e]||^2 per element, weighted by beta = 0.25.
 
-After the VQ-VAE is trained, ``after_training`` encodes the training set and fits the code
-prior p_lambda(c) (``models.code_prior``), a submodule, so one ``model.safetensors`` holds
-both. ``sample(n, prior="learned" | "uniform")`` decodes grids drawn from either prior.
+The decoder contract matches the VAE's: ``decode`` is the raw linear output (the VAE's is
+logits), ``decode_probs`` the pixel values in [0, 1] that callers show.
+
+The code prior p_lambda(c) (``models.code_prior``) is a submodule, so one ``model.safetensors``
+holds both; the training layer (the ``fit_prior`` module) fits it on the encoded training set
+after the auto-encoder's epochs. ``sample(n, prior="learned" | "uniform")`` decodes grids
+drawn from either prior.
 
 >>> vq = VQVAE(VQVAEConfig(num_codes=16, code_dim=8, channels=8, prior_dim=16, prior_layers=1,
 ...                        prior_heads=2))
@@ -30,8 +34,6 @@ both. ``sample(n, prior="learned" | "uniform")`` decodes grids drawn from either
 
 from __future__ import annotations
 
-import math
-import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -39,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.code_prior import TransformerCodePrior, UniformCodePrior
+from models.code_prior import CodePrior, TransformerCodePrior, UniformCodePrior
 from models.nets import conv_down, conv_up
 from models.quantizer import VectorQuantizer
 
@@ -70,7 +72,7 @@ class VQVAEConfig:
     prior_layers: int = 4     # on one CPU core; depth matters more than width for 49 tokens
     prior_heads: int = 4
     prior_dropout: float = 0.0  # a few epochs do not overfit 60k grids, and CPU dropout is slow
-    prior_epochs: int = 4     # passes over the encoded training grids in after_training
+    prior_epochs: int = 4     # passes over the encoded training grids when fitted
     prior_lr: float = 2e-3    # AdamW, cosine decay to 5 %
     prior_batch_size: int = 128
 
@@ -108,14 +110,19 @@ class VQVAEOutput(NamedTuple):
 class VQVAE(nn.Module):
     """Conv encoder -> 7x7 grid of D-dim vectors -> nearest of K codes -> conv decoder.
 
-    Verbs: ``encode`` (z_e), ``encode_to_indices``, ``indices_to_codes``, ``decode``
-    (continuous grid -> images), ``decode_indices``, ``prior(kind)``, ``sample``.
+    Verbs: ``encode`` (x -> z_e), ``quantize`` (z_e -> code grid), ``nearest_code``
+    (channel-last vectors -> codes), ``encode_to_indices`` (x -> code grid),
+    ``indices_to_codes`` (code grid -> z_q), ``decode`` (grid -> linear means),
+    ``decode_probs`` (grid -> pixels in [0, 1]), ``decode_indices`` (code grid -> pixels),
+    ``encode_dataset`` (batched ``encode_to_indices``), ``prior(kind)``, ``sample``.
 
     >>> vq = VQVAE(VQVAEConfig(num_codes=16, code_dim=8, channels=8, prior_dim=16,
     ...                        prior_layers=1, prior_heads=2)).eval()
     >>> idx = vq.encode_to_indices(torch.rand(3, 1, 28, 28))
     >>> vq.decode_indices(idx).shape
     torch.Size([3, 1, 28, 28])
+    >>> torch.equal(vq.decode_indices(idx), vq.decode_probs(vq.indices_to_codes(idx)))
+    True
     """
 
     def __init__(self, config: VQVAEConfig):
@@ -139,12 +146,12 @@ class VQVAE(nn.Module):
         self.code_prior = TransformerCodePrior(
             config.num_codes, config.prior_dim, config.prior_layers, config.prior_heads,
             config.prior_dropout)
-        # Frozen except inside fit_code_prior: the auto-encoder's optimizer and DDP (which
-        # rejects parameters that get no gradient) then only see the auto-encoder's weights.
+        # Frozen except while the training layer fits it: the auto-encoder's optimizer and
+        # DDP (which rejects parameters that get no gradient) then only see the auto-encoder.
         self.code_prior.requires_grad_(False)
         self.uniform_prior = UniformCodePrior(config.num_codes)
 
-    # -- verbs ------------------------------------------------------------------
+    # -- codes ------------------------------------------------------------------
     @property
     def codebook(self) -> torch.Tensor:
         """The code vectors e_k, (K, D)."""
@@ -160,29 +167,53 @@ class VQVAE(nn.Module):
             raise ValueError(f"expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
         return self.encoder(x)
 
-    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        """Continuous grid (B, D, 7, 7) -> Gaussian means mu (B, 1, 28, 28), unclamped."""
-        return self.decoder(z)
+    def quantize(self, z_e: torch.Tensor) -> torch.Tensor:
+        """Continuous grid (B, D, 7, 7) -> nearest code per cell (B, 7, 7) long; no updates."""
+        return self.quantizer.quantize(z_e)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Any continuous grid (B, D, 7, 7) (z_q or z_e) -> images (B, 1, 28, 28) in [0, 1]."""
-        return self.decode_mean(z).clamp(0.0, 1.0)
+    def nearest_code(self, z: torch.Tensor) -> torch.Tensor:
+        """Channel-last vectors (..., D) -> index of the nearest code (...) long."""
+        return self.quantizer.nearest(z)
 
     @torch.no_grad()
     def encode_to_indices(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, 1, 28, 28) -> code grid (B, 7, 7) long; no codebook updates."""
-        return self.quantizer.quantize(self.encode(x))
+        return self.quantize(self.encode(x))
 
     def indices_to_codes(self, indices: torch.Tensor) -> torch.Tensor:
         """Code grid (B, 7, 7) long -> code vectors z_q (B, D, 7, 7)."""
-        return self.quantizer.lookup(indices)
+        return self.quantizer.indices_to_codes(indices)
+
+    @torch.no_grad()
+    def encode_dataset(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+        """All images (N, 1, 28, 28) -> code grids (N, 7, 7), batched, in eval mode."""
+        was_training = self.training
+        self.eval()
+        grids = torch.cat([self.encode_to_indices(xb.to(self.device)) for xb in x.split(batch_size)])
+        self.train(was_training)
+        return grids
+
+    # -- decoder ----------------------------------------------------------------
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Any continuous grid (B, D, 7, 7) (z_q or z_e) -> Gaussian means mu (B, 1, 28, 28),
+        the raw linear output (not clamped: the training loss needs it as it is)."""
+        return self.decoder(z)
+
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """The same as ``decode`` (the older name)."""
+        return self.decode(z)
+
+    def decode_probs(self, z: torch.Tensor) -> torch.Tensor:
+        """Any continuous grid (B, D, 7, 7) -> pixel values (B, 1, 28, 28) in [0, 1]."""
+        return self.decode(z).clamp(0.0, 1.0)
 
     @torch.no_grad()
     def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """Code grid (B, 7, 7) long -> images (B, 1, 28, 28) in [0, 1]."""
-        return self.decode(self.indices_to_codes(indices.to(self.device)))
+        """Code grid (B, 7, 7) long -> pixel values (B, 1, 28, 28) in [0, 1]."""
+        return self.decode_probs(self.indices_to_codes(indices.to(self.device)))
 
-    def prior(self, kind: str = "learned") -> nn.Module:
+    # -- priors -----------------------------------------------------------------
+    def prior(self, kind: str = "learned") -> CodePrior:
         """The code prior: 'learned' (causal transformer) or 'uniform' (the derivation's)."""
         if kind == "learned":
             return self.code_prior
@@ -199,83 +230,10 @@ class VQVAE(nn.Module):
     def forward(self, x: torch.Tensor) -> VQVAEOutput:
         z_e = self.encode(x)
         q = self.quantizer(z_e)
-        mean = self.decode_mean(q.z_q)                                       # (B, 1, 28, 28)
+        mean = self.decode(q.z_q)                                            # (B, 1, 28, 28)
         recon = F.mse_loss(mean.float(), x.float())
         loss = recon + self.config.beta * q.commitment
         if not self.config.ema:
             loss = loss + q.codebook
         return VQVAEOutput(loss, recon, q.codebook.detach(), q.commitment.detach(),
                            q.perplexity, mean.clamp(0.0, 1.0), q.indices, z_e)
-
-    # -- training hooks -----------------------------------------------------------
-    @torch.no_grad()
-    def encode_dataset(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        """All images (N, 1, 28, 28) -> code grids (N, 7, 7), batched, in eval mode."""
-        was_training = self.training
-        self.eval()
-        grids = torch.cat([self.encode_to_indices(xb.to(self.device)) for xb in x.split(batch_size)])
-        self.train(was_training)
-        return grids
-
-    def after_training(self, trainer, progress: bool = False) -> dict:
-        """Called by ``latentlab.train.fit`` after the last epoch: fit the code prior."""
-        return self.fit_prior(trainer.x, seed=trainer.cfg.seed,
-                              progress=progress and not getattr(trainer, "rank", 0))
-
-    def fit_prior(self, x: torch.Tensor, seed: int = 0, progress: bool = False) -> dict:
-        """Encode images (N, 1, 28, 28) to code grids and fit the code prior on them (the
-        lecture's second stage); returns the fit's train NLL, wall time and grid count."""
-        start = time.time()
-        grids = self.encode_dataset(x)                                       # (N, 7, 7)
-        nll = fit_code_prior(self.code_prior, grids, self.config, seed=seed, progress=progress)
-        return {"prior_train_nll_bits_per_code": round(nll, 4) if math.isfinite(nll) else None,
-                "prior_train_wall_time_s": round(time.time() - start, 1),
-                "prior_train_grids": len(grids)}
-
-    def quick_metrics(self, dataset: str) -> dict:
-        """Test MSE / PSNR, codebook usage and the prior's test NLL (see latentlab.vq_eval)."""
-        from latentlab.vq_eval import reconstruction_metrics
-
-        return reconstruction_metrics(self, dataset)
-
-
-# ----------------------------------------------------------------------------- prior fitting
-
-def fit_code_prior(prior: TransformerCodePrior, grids: torch.Tensor, config: VQVAEConfig,
-                   seed: int = 0, progress: bool = False) -> float:
-    """Maximum likelihood on code grids (N, 7, 7); returns the last epoch's NLL in bits/code.
-
-    AdamW with a cosine decay to 5 % of ``prior_lr``; grids are shuffled every epoch. The
-    prior's weights are trainable only during this call (frozen before and after).
-    With ``prior_epochs = 0`` the prior stays as initialised and NaN is returned.
-    """
-    from tqdm import tqdm
-
-    epochs, bs = config.prior_epochs, config.prior_batch_size
-    if epochs == 0 or len(grids) == 0:
-        return float("nan")
-    steps_per_epoch = math.ceil(len(grids) / bs)
-    total = epochs * steps_per_epoch
-    opt = torch.optim.AdamW(prior.parameters(), lr=config.prior_lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    gen = torch.Generator().manual_seed(seed)
-    prior.requires_grad_(True)
-    bar = tqdm(total=total, disable=not progress, desc="code prior", mininterval=2.0)
-    prior.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(grids), generator=gen).to(grids.device)
-        nll_sum, count = torch.zeros((), device=grids.device), 0
-        for idx in order.split(bs):
-            nll = -prior.log_prob(grids[idx]).mean() / grids[0].numel()     # nats per code
-            opt.zero_grad(set_to_none=True)
-            nll.backward()
-            opt.step()
-            sched.step()
-            nll_sum += nll.detach() * len(idx)
-            count += len(idx)
-            bar.update(1)
-        bar.set_postfix(bits_per_code=f"{(nll_sum / count).item() / math.log(2):.3f}")
-    bar.close()
-    prior.requires_grad_(False).eval()
-    return (nll_sum / count).item() / math.log(2)

@@ -78,11 +78,9 @@ def generator(seed: Any) -> torch.Generator:
 
 def check_models(names: Any) -> list[str]:
     """A non-empty list of model names (a single name is accepted too)."""
-    if isinstance(names, str):
-        names = [names]
     if not names:
         raise InputError("pick at least one model")
-    return list(names)
+    return [names] if isinstance(names, str) else list(names)
 
 
 def need_model(name: str | None) -> str:

@@ -1,4 +1,4 @@
-"""Tiny untrained checkpoints for the app and service tests (seconds to build, a few KB each).
+"""Tiny untrained checkpoints for the app, registry and view tests (seconds to build, a few KB each).
 
 ``make_tiny_checkpoints(folder)`` writes one of each kind the app shows: a 2-D VAE and its
 flow twin, a 4-D VAE (stands in for the 16-D ones), a VQ-VAE, a classifier, and a broken

@@ -7,7 +7,7 @@ import pytest
 from app_fixtures import digit, make_tiny_checkpoints
 
 # ----------------------------------------------------------------------------- app model layer
-# Tiny checkpoints and two test digits for the service, latent_view and code_grid tests
+# Tiny checkpoints and two test digits for the view, registry and app tests
 # (module scope: each test module gets its own registry and caches).
 
 @pytest.fixture(scope="module")
@@ -19,9 +19,9 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reg(folder):
-    from latentlab import service as svc  # imported here: a module being moved breaks one test, not all
+    from latentlab.registry import ModelRegistry  # imported here: a broken module fails its tests only
 
-    return svc.ModelRegistry(folder, assets=None)
+    return ModelRegistry(folder, assets=None)
 
 
 @pytest.fixture(scope="module")

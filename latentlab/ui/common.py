@@ -1,0 +1,216 @@
+"""Widgets every tab shares (the input panel, model pickers, seed box) and the adapter rules.
+
+Adapters between components and views are tiny: call the view, unpack its ``Outputs`` in
+order (``unpack``), turn None into "leave as is" (``keep``). ``friendly`` shows every
+``UserError`` as a ``gr.Error`` and logs it as one line.
+
+>>> from dataclasses import dataclass
+>>> @dataclass
+... class Out:
+...     a: int
+...     b: str
+>>> unpack(Out(1, "x"))
+(1, 'x')
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import gradio as gr
+from gradio.components.plot import PlotData
+
+from latentlab import explain, plots
+from latentlab.errors import UserError
+from latentlab.inputs import MAX_SEED
+from latentlab.views import examples
+from latentlab.views.models import Picker
+
+LOG = logging.getLogger("latentlab")
+CSS = """
+.pixelated img, .pixelated canvas { image-rendering: pixelated; }
+.gallery-pixelated img { image-rendering: pixelated; }
+#ll-header h1 { margin-bottom: 0.2em; }
+.ll-note { font-size: 0.9em; color: var(--body-text-color-subdued); }
+"""
+THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="orange")
+BINARIZE_CHOICES = [("threshold at 0.5", "threshold"), ("random (seeded, as in training)", "random"),
+                    ("grey levels", "none")]
+SEED_INFO = "same seed + same settings = same picture"
+PROGRESS = gr.Progress()  # the marker Gradio looks for to report a callback's progress
+
+
+# ----------------------------------------------------------------------------- adapters
+
+def friendly(fn: Callable) -> Callable:
+    """Errors a user can fix become a visible gr.Error and one log line; the app stays up."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            LOG.info("%s: %s: %s", fn.__name__, type(exc).__name__, exc)
+            raise gr.Error(str(exc)) from None
+    return wrapper
+
+
+def unpack(out: Any) -> tuple:
+    """A view's Outputs dataclass as the tuple of values Gradio expects (field order)."""
+    return tuple(getattr(out, f.name) for f in fields(out))
+
+
+def keep(value: Any) -> Any:
+    """None from a view means "nothing to change": leave the component as it is."""
+    return gr.skip() if value is None else value
+
+
+def plot(fig: dict | None) -> PlotData | None:
+    """A plotly figure dict as what gr.Plot sends to the browser."""
+    return None if fig is None else PlotData(type="plotly", plot=plots.to_json(fig))
+
+
+def dropdown(p: Picker, set_value: bool = True) -> gr.Dropdown:
+    """A picker's update: new choices, and its default when ``set_value``."""
+    return gr.Dropdown(choices=p.choices, value=p.value) if set_value else gr.Dropdown(
+        choices=p.choices)
+
+
+# ----------------------------------------------------------------------------- widgets
+
+def explanation(text: str) -> None:
+    with gr.Accordion("What am I looking at? (formulas)", open=False):
+        gr.Markdown(text, latex_delimiters=explain.LATEX)
+
+
+def seed_box(value: int = 0) -> gr.Number:
+    return gr.Number(value=value, precision=0, minimum=0, maximum=MAX_SEED, label="Seed",
+                     info=SEED_INFO)
+
+
+def model_picker(p: Picker, label: str, multiselect: bool = False) -> gr.Dropdown:
+    """A model dropdown that also accepts names outside its listed choices: API users may
+    name any checkpoint (of any data set, or trained after the page was built); the
+    registry checks the name and explains an unknown one."""
+    return gr.Dropdown(p.choices, value=p.value, label=label, multiselect=multiselect,
+                       max_choices=4 if multiselect else None, allow_custom_value=True)
+
+
+class ImageUpload(gr.Image):
+    """A ``gr.Image`` that hands over the uploaded file's path without decoding it, so that
+    ``latentlab.preprocess`` (size limits, decompression-bomb guard) explains bad files.
+
+    ``is_template`` makes Gradio use the ordinary Image widget in the browser.
+    """
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is None:
+            return None
+        if payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        try:
+            return super().preprocess(payload)
+        except Exception as exc:  # Gradio's own decoding of a data URL: say what failed
+            raise gr.Error(f"cannot read this image ({type(exc).__name__}: {exc})") from exc
+
+
+@dataclass
+class InputPanel:
+    """Upload / draw / pick-an-example, and the 28x28 image the models will see."""
+
+    upload: gr.Image
+    sketch: gr.Sketchpad
+    gallery: gr.Gallery
+    seen: gr.Image
+    example: int | None       # the example shown first (and after a data-set switch)
+
+
+def input_panel(title: str, dataset: str, height: int = 230, example: int | None = None,
+                columns: int = 4) -> InputPanel:
+    gr.Markdown(f"**{title}**")
+    with gr.Tabs():
+        with gr.Tab("Examples"):
+            gallery = gr.Gallery(examples.example_items(dataset), columns=columns, height=height,
+                                 allow_preview=False, show_label=False, format="png",
+                                 elem_classes="gallery-pixelated", object_fit="contain")
+        with gr.Tab("Draw"):
+            gr.Markdown("Pick the **brush** (left toolbar), then draw one large digit; it is "
+                        "converted to 28×28 as you draw.", elem_classes="ll-note")
+            # 300 px is no multiple of 28, so a drawing is never taken for an upscaled 28x28
+            sketch = gr.Sketchpad(type="numpy", image_mode="RGBA", canvas_size=(300, 300),
+                                  height=height + 90, show_label=False, layers=False,
+                                  transforms=(), brush=gr.Brush(default_size=22, colors=["#000000"],
+                                                                color_mode="fixed"))
+        with gr.Tab("Upload"):
+            upload = ImageUpload(type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                 height=height, show_label=False)
+    first = None if example is None else examples.first_example(dataset, example)
+    seen = gr.Image(first, label="What the model sees (28×28)", type="numpy", format="png",
+                    interactive=False, height=170, elem_classes="pixelated",
+                    buttons=["download"])
+    return InputPanel(upload, sketch, gallery, seen, example)
+
+
+@friendly
+def from_upload(image: str | None) -> Any:
+    return examples.preview(image)
+
+
+def from_sketch(value: dict | None) -> Any:
+    return keep(examples.preview_drawing(value))
+
+
+@friendly
+def from_example(dataset: str, evt: gr.SelectData) -> Any:
+    return examples.load_example(dataset, evt.index)
+
+
+@dataclass(frozen=True)
+class InputApi:
+    """The API names of a panel's three input events, and whether the upload is public."""
+
+    key: str                          # prefix of the private names: KEY_draw, KEY_pick
+    upload: str                       # the upload event's name
+    public_upload: bool = False
+
+
+def wire_input(panel: InputPanel, dataset: gr.Radio, api: InputApi) -> dict[str, Any]:
+    """Any new input -> the 28x28 preview. Returns the events by source (upload, draw, pick)
+    so that a tab can chain its action after them."""
+    return {
+        "upload": panel.upload.upload(
+            from_upload, [panel.upload], [panel.seen], api_name=api.upload,
+            api_visibility="public" if api.public_upload else "private"),
+        "draw": panel.sketch.change(
+            from_sketch, [panel.sketch], [panel.seen], api_name=f"{api.key}_draw",
+            api_visibility="private", trigger_mode="always_last", show_progress="hidden"),
+        "pick": panel.gallery.select(
+            from_example, [dataset], [panel.seen], api_name=f"{api.key}_pick",
+            api_visibility="private"),
+    }
+
+
+@dataclass
+class Action:
+    """An event a tab exposes for chaining (function, inputs, outputs)."""
+
+    fn: Callable
+    inputs: list
+    outputs: list
+
+
+@dataclass
+class TabHandles:
+    """What the app wires across tabs: the data-set radio, the model pickers with their
+    specs, the input panels, and the tab's main action."""
+
+    key: str                                   # private API names: dataset_KEY, ...
+    dataset: gr.Radio
+    pickers: list                              # [(gr.Dropdown, PickerSpec)]
+    panels: list[InputPanel]
+    action: Action | None = None

@@ -1,0 +1,105 @@
+"""The registry: listing, loading once, broken folders, refresh, and the per-model caches."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from latentlab import registry as rg
+from latentlab.checkpoint import save_checkpoint
+from latentlab.errors import CheckpointError, DataMissingError, InputError, UserError
+from models.vae import VAE, VAEConfig
+
+VAES = ["mnist-vae-z2", "mnist-flow-z2", "mnist-vae-z4", "mnist-flow-z4"]
+
+
+def test_registry_lists_loads_once_and_reports_broken(reg):
+    names = [e.name for e in reg.entries()]
+    assert set(VAES + ["mnist-vqvae", "mnist-classifier"]) <= set(names)
+    assert "mnist-broken" not in names
+    assert any("mnist-broken" in w and "JSON" in w for w in reg.warnings)
+    assert reg.get("mnist-vae-z2") is reg.get("mnist-vae-z2")
+    assert reg.twin("mnist-vae-z2") == "mnist-flow-z2" and reg.twin("mnist-flow-z4") == "mnist-vae-z4"
+    assert reg.datasets() == ["mnist"]
+    with pytest.raises(InputError, match="no checkpoint named"):
+        reg.get("nope")
+    with pytest.raises(CheckpointError, match="cannot be used"):
+        reg.get("mnist-broken")
+    with pytest.raises(InputError, match="needs a vqvae"):
+        reg.get("mnist-vae-z2", ("vqvae",))
+    assert reg.entry("mnist-vqvae").num_codes == 16 and reg.entry("mnist-vae-z2").num_codes is None
+
+
+def test_refresh_picks_up_new_and_changed_checkpoints(tmp_path):
+    cfg = VAEConfig(latent_dim=2, channels=4, hidden=16)
+    save_checkpoint(tmp_path / "a", VAE(cfg), "vae", cfg)
+    reg = rg.ModelRegistry(tmp_path, assets=None)
+    first = reg.get("a")
+    assert reg.refresh() == []
+    save_checkpoint(tmp_path / "b", VAE(cfg), "vae", cfg)            # new
+    save_checkpoint(tmp_path / "a", VAE(cfg), "vae", cfg)            # retrained in place
+    assert sorted(reg.refresh()) == ["a", "b"]
+    assert reg.get("a") is not first
+    (tmp_path / "b" / "model.safetensors").write_bytes(b"garbage")    # truncated on disk
+    reg.refresh()
+    with pytest.raises(UserError, match="cannot be used"):
+        reg.get("b")
+    assert any(w.startswith("b:") for w in reg.warnings)
+    shutil.rmtree(tmp_path / "a")
+    reg.refresh()
+    assert [e.name for e in reg.entries()] == []
+
+
+def test_registry_lists_checkpoints_trained_in_the_app(tmp_path):
+    shipped, user = tmp_path / "checkpoints", tmp_path / "user"
+    cfg = VAEConfig(latent_dim=2, channels=4, hidden=8)
+    save_checkpoint(shipped / "mnist-a", VAE(cfg), "vae", cfg)
+    registry = rg.ModelRegistry(shipped, assets=None, extra_roots=[user])
+    assert [e.name for e in registry.entries("mnist")] == ["mnist-a"]
+    save_checkpoint(user / "my-run", VAE(cfg), "vae", cfg)       # what the Train tab writes
+    assert registry.refresh() == ["my-run"]
+    assert [e.name for e in registry.entries("mnist")] == ["mnist-a", "my-run"]
+
+
+def test_memo_and_recent_caches(reg):
+    lm = reg.get("mnist-vae-z2")
+    calls = []
+    assert lm.memo("k", lambda: calls.append(1) or 5) == 5 and lm.memo("k", lambda: 6) == 5
+    for i in range(12):
+        lm.recent("group", i, lambda i=i: i, size=4)
+    assert list(lm.cache["group"]) == [8, 9, 10, 11] and calls == [1]
+    lm.forget(lambda key: key == "k")
+    assert "k" not in lm.cache
+
+
+def test_latent_and_code_data_live(reg):
+    ld = rg.latent_data(reg, "mnist-vae-z4")
+    assert ld.mu.shape == ld.logvar.shape == (rg.LIVE_SUBSET, 4) and len(ld.labels) == rg.LIVE_SUBSET
+    assert ld.source.startswith("computed live") and rg.latent_data(reg, "mnist-vae-z4") is ld
+    cd = rg.code_data(reg, "mnist-vqvae")
+    assert cd.counts.sum() == 49 * rg.LIVE_SUBSET and cd.z_e.shape[1] == 4
+    assert len(cd.z_e_code) == len(cd.z_e) and cd.z_e_code.max() < 16
+    with pytest.raises(InputError, match="needs a vae"):
+        rg.latent_data(reg, "mnist-vqvae")
+
+
+def test_encode_codes_snaps_with_the_quantizer(reg):
+    import torch
+
+    model = reg.get("mnist-vqvae").model
+    x = torch.rand(4, 1, 28, 28)
+    counts, z_e, codes = rg.encode_codes(model, x, keep=50)
+    assert counts.sum() == 4 * 49 and z_e.shape == (50, 4)
+    d2 = ((z_e[:, None, :] - model.codebook.numpy()[None]) ** 2).sum(-1)      # (50, K)
+    assert np.array_equal(codes, d2.argmin(1))
+
+
+def test_missing_test_set_is_a_data_missing_error(monkeypatch):
+    from latentlab import data
+
+    def absent(*args, **kwargs):
+        raise RuntimeError("Dataset not found")
+
+    monkeypatch.setattr(data, "load_split", absent)
+    with pytest.raises(DataMissingError, match="not available"):
+        rg.load_test_images("mnist", 10, binary=False)

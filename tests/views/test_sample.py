@@ -1,0 +1,52 @@
+"""Sample tab: seeded samples from each prior (and q_agg), labels, impossible combinations."""
+
+import numpy as np
+import pytest
+
+from latentlab.errors import InputError
+from latentlab.views import sample as sv
+
+
+@pytest.mark.parametrize("name, source", [("mnist-vae-z2", "prior"), ("mnist-flow-z4", "prior"),
+                                          ("mnist-flow-z2", "q_agg"), ("mnist-vqvae", "learned"),
+                                          ("mnist-vqvae", "uniform")])
+def test_sample_grid(reg, name, source):
+    res = sv.sample_grid(reg, name, 9, source, temperature=0.8, seed=3, labels=True)
+    assert res.images.shape == (9, 28, 28) and 0 <= res.images.min() and res.images.max() <= 1
+    assert len(res.labels) == 9 and ((res.confidence > 0) & (res.confidence <= 1)).all()
+    again = sv.sample_grid(reg, name, 9, source, temperature=0.8, seed=3)
+    other = sv.sample_grid(reg, name, 9, source, temperature=0.8, seed=4)
+    assert np.array_equal(res.images, again.images) and again.labels is None
+    if source != "uniform" or name != "mnist-vqvae":
+        assert not np.array_equal(res.images, other.images)
+    grid = sv.sample_image(res)
+    assert grid.ndim == 3 and grid.shape[2] == 3 and grid.dtype == np.uint8
+
+
+def test_q_agg_temperature_scales_the_spread(reg):
+    cold = sv.sample_grid(reg, "mnist-vae-z4", 16, "q_agg", temperature=0.05, seed=1).images
+    warm = sv.sample_grid(reg, "mnist-vae-z4", 16, "q_agg", temperature=3.0, seed=1).images
+    assert not np.allclose(cold, warm)
+
+
+def test_sample_rejects_impossible_combinations(reg):
+    for name, source in [("mnist-vae-z2", "uniform"), ("mnist-vqvae", "q_agg")]:
+        with pytest.raises(InputError, match="sample from"):
+            sv.sample_grid(reg, name, 4, source)
+    with pytest.raises(InputError, match="temperature"):
+        sv.sample_grid(reg, "mnist-vae-z2", 4, "prior", temperature=0)
+    with pytest.raises(InputError, match="number of samples"):
+        sv.sample_grid(reg, "mnist-vae-z2", 1000)
+
+
+def test_run_maps_the_ui_source_per_kind_and_skips_what_does_not_apply(reg):
+    out = sv.run(reg, ["mnist-vae-z4", "mnist-flow-z4", "mnist-vqvae"], "prior", 16, 1.0, True, 0)
+    assert [c for _, c in out.gallery] == ["mnist-vae-z4 · prior · T=1", "mnist-flow-z4 · prior · T=1",
+                                           "mnist-vqvae · learned · T=1"]
+    skipped = sv.run(reg, ["mnist-flow-z2", "mnist-vqvae"], "q_agg", 16, 1.0, False, 0)
+    assert len(skipped.gallery) == 1 and "does not apply" in skipped.note
+    with pytest.raises(InputError, match="does not apply"):
+        sv.run(reg, ["mnist-vqvae"], "q_agg", 16, 1.0, False, 0)
+    with pytest.raises(InputError, match="at least one"):
+        sv.run(reg, [], "prior")
+    assert sv.source_for("vae", "prior") == "prior" and sv.source_for("vqvae", "q_agg") is None

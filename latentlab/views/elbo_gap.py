@@ -1,0 +1,207 @@
+"""The ELBO gap as K grows: prior sampling, the ELBO and the IWAE bound L_K for one image.
+
+For a binarized image x and a continuous VAE, with log w_k = log p_theta(x|z_k) + log p(z_k)
+- log q_phi(z_k|x):
+
+* naive:  log (1/K) sum_k p_theta(x|z_k),  z_k ~ p(z)   (unbiased for p(x), hopeless in log)
+* ELBO:   (1/K) sum_k log w_k,              z_k ~ q_phi(z|x)   (constant in K up to noise)
+* L_K:    log (1/K) sum_k w_k,              z_k ~ q_phi(z|x)   (grows towards log p(x))
+
+log p(x) = ELBO + KL(q_phi(z|x) || p_theta(z|x)), and ELBO <= L_K <= log p(x), so L_K - ELBO
+at the largest K is an estimate (from below) of that KL. Each repeat draws K_max samples
+once and reads every K of the grid off nested prefixes (cumulative logsumexp), so the panel
+costs R * K_max decoder passes for q and as many for the prior.
+
+>>> from models.vae import VAE, VAEConfig
+>>> out = run(VAE(VAEConfig(latent_dim=2, channels=4, hidden=16)).eval(),
+...           np.zeros((28, 28)), k_max=20, repeats=2, seed=0)
+>>> out.curves.ks.tolist(), out.curves.iwae.shape
+([1, 2, 5, 10, 20], (2, 5))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from latentlab.errors import InputError
+
+K_MAX, K_DEFAULT = 5000, 1000     # 2 x R x K decoder passes; the default fits ~1.5 s on 2 cores
+REPEATS_MAX, REPEATS_DEFAULT = 20, 3
+DECODES_PER_CALL = 512            # CPU sweet spot (see latentlab.metrics.DECODES_PER_CALL)
+MAX_SEED = 2**31 - 1
+COLORS = {"naive": "#d62728", "elbo": "#1f77b4", "iwae": "#2ca02c"}
+
+
+@dataclass
+class GapCurves:
+    """Every estimate for every repeat (rows) and K of the grid (columns), in nats."""
+
+    ks: np.ndarray       # (G,) the K grid
+    naive: np.ndarray    # (R, G) log (1/K) sum p(x|z_k), z_k ~ p(z)
+    elbo: np.ndarray     # (R, G) (1/K) sum log w_k, z_k ~ q(z|x)
+    iwae: np.ndarray     # (R, G) L_K = log (1/K) sum w_k, z_k ~ q(z|x)
+
+    @property
+    def gap(self) -> float:
+        """Mean over repeats of L_Kmax - ELBO (an estimate of KL(q(z|x) || p(z|x)))."""
+        return float((self.iwae[:, -1] - self.elbo[:, -1]).mean())
+
+
+@dataclass
+class Outputs:
+    figure: go.Figure     # the three curves with min-max bands on a log-K axis
+    summary: str          # markdown: the gap and what it estimates
+    table: list[list]     # K, naive, ELBO, L_K (means over repeats)
+    curves: GapCurves     # the raw numbers (for tests and the API)
+
+
+# ----------------------------------------------------------------------------- checks
+
+def check_whole(name: str, value, lo: int, hi: int) -> int:
+    """A whole number in [lo, hi] (an integral float is accepted), else an InputError."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a whole number, got {value!r}") from None
+    if not math.isfinite(f) or f != int(f) or not lo <= f <= hi:
+        raise InputError(f"{name} must be a whole number between {lo} and {hi}, got {value!r}")
+    return int(f)
+
+
+def binary_image(image) -> torch.Tensor:
+    """A 28x28 image in [0, 1] -> the (1, 1, 28, 28) binary tensor the model scores (> 0.5)."""
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.shape != (28, 28):
+        raise InputError(f"expected a 28x28 image, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InputError("the image contains NaN or infinite values")
+    return torch.from_numpy((arr > 0.5).astype(np.float32)).view(1, 1, 28, 28)
+
+
+def check_gaussian_vae(model) -> None:
+    """Only a VAE with a Gaussian posterior has the densities these bounds need."""
+    config = getattr(model, "config", None)
+    if getattr(config, "posterior", None) != "gaussian":
+        raise InputError("this panel needs a VAE with a Gaussian posterior q(z|x) "
+                         "(not an autoencoder, a categorical VAE or a VQ-VAE)")
+
+
+def k_grid(k_max: int) -> np.ndarray:
+    """1, 2, 5, 10, 20, 50, ... up to k_max, which is always the last point.
+
+    >>> k_grid(300).tolist()
+    [1, 2, 5, 10, 20, 50, 100, 200, 300]
+    """
+    ks = [m * 10**e for e in range(5) for m in (1, 2, 5) if m * 10**e < k_max]
+    return np.array([*ks, k_max])
+
+
+# ----------------------------------------------------------------------------- estimates
+
+@torch.no_grad()
+def _q_log_weights(model, x: torch.Tensor, k: int, repeats: int, gen: torch.Generator
+                   ) -> torch.Tensor:
+    """log w for k draws z ~ q(z|x) per repeat: (R, k). The repeats ride in the batch."""
+    xb = x.expand(repeats, 1, 28, 28)                                         # (R, 1, 28, 28)
+    per = max(1, DECODES_PER_CALL // repeats)
+    parts = [model.log_importance_weights(xb, min(per, k - s), gen) for s in range(0, k, per)]
+    return torch.cat(parts).T.double()                                        # (R, k)
+
+
+@torch.no_grad()
+def _prior_log_lik(model, x: torch.Tensor, k: int, repeats: int, gen: torch.Generator
+                   ) -> torch.Tensor:
+    """log p(x|z) for k draws z ~ p(z) per repeat: (R, k)."""
+    z = model.prior.sample(repeats * k, generator=gen)                        # (R*k, D)
+    ll = [model.likelihood(zc).log_prob(x) for zc in z.split(DECODES_PER_CALL)]
+    return torch.cat(ll).double().view(repeats, k)                            # (R, k)
+
+
+def nested_log_mean_exp(a: torch.Tensor, ks: np.ndarray) -> np.ndarray:
+    """log (1/K) sum_{k<=K} exp(a_k) for every K of ``ks``: (R, K_max) -> (R, G).
+
+    >>> nested_log_mean_exp(torch.zeros(1, 4, dtype=torch.float64), np.array([1, 4])).tolist()
+    [[0.0, 0.0]]
+    """
+    lse = torch.logcumsumexp(a, dim=1)[:, ks - 1]                             # (R, G)
+    return (lse - torch.from_numpy(np.log(ks))).numpy()
+
+
+def gap_curves(model, x: torch.Tensor, ks: np.ndarray, repeats: int, seed: int) -> GapCurves:
+    """The three estimates on the grid ``ks`` for the binary image x (1, 1, 28, 28)."""
+    gen = torch.Generator().manual_seed(seed)
+    k = int(ks[-1])
+    log_w = _q_log_weights(model, x, k, repeats, gen)                         # (R, K)
+    log_lik = _prior_log_lik(model, x, k, repeats, gen)                       # (R, K)
+    elbo = (log_w.cumsum(1)[:, ks - 1] / torch.from_numpy(ks)).numpy()      # (R, G)
+    return GapCurves(ks, nested_log_mean_exp(log_lik, ks), elbo,
+                     nested_log_mean_exp(log_w, ks))
+
+
+# ----------------------------------------------------------------------------- figure
+
+def _band(fig: go.Figure, ks: np.ndarray, values: np.ndarray, name: str, col: int,
+          legend: bool) -> None:
+    color = COLORS[name]
+    lo, hi, mean = values.min(0), values.max(0), values.mean(0)
+    fig.add_trace(go.Scatter(
+        x=np.concatenate([ks, ks[::-1]]), y=np.concatenate([hi, lo[::-1]]).round(3),
+        fill="toself", fillcolor=color, opacity=0.2, line={"width": 0}, hoverinfo="skip",
+        showlegend=False, legendgroup=name), row=1, col=col)
+    labels = {"naive": "log (1/K) Σ p(x|z_k), z_k ~ p(z)", "elbo": "ELBO (mean of log w_k)",
+              "iwae": "L_K = log (1/K) Σ w_k, z_k ~ q(z|x)"}
+    fig.add_trace(go.Scatter(x=ks, y=mean.round(3), mode="lines+markers", name=labels[name],
+                             line={"color": color}, marker={"size": 5}, legendgroup=name,
+                             showlegend=legend), row=1, col=col)
+
+
+def figure(curves: GapCurves) -> go.Figure:
+    """Left: all three estimates; right: ELBO and L_K zoomed, with the gap marked."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.09, subplot_titles=(
+        "prior sampling vs importance sampling", "zoom: ELBO and L_K"))
+    for name in ("naive", "elbo", "iwae"):
+        _band(fig, curves.ks, getattr(curves, name), name, 1, True)
+    for name in ("elbo", "iwae"):
+        _band(fig, curves.ks, getattr(curves, name), name, 2, False)
+    k, lo, hi = curves.ks[-1], curves.elbo[:, -1].mean(), curves.iwae[:, -1].mean()
+    fig.add_annotation(x=math.log10(k), y=hi, ax=math.log10(k), ay=lo, xref="x2", yref="y2",
+                       axref="x2", ayref="y2", showarrow=True, arrowhead=2, arrowside="end+start")
+    fig.add_annotation(x=math.log10(k), y=(lo + hi) / 2, xref="x2", yref="y2", xanchor="right",
+                       showarrow=False, text=f"L_{k} − ELBO = {curves.gap:.2f} nats<br>"
+                       "≈ KL(q(z|x) ‖ p(z|x))")
+    fig.update_xaxes(type="log", title_text="K (samples)")
+    fig.update_yaxes(title_text="nats", row=1, col=1)
+    fig.update_layout(height=430, margin={"l": 50, "r": 10, "t": 40, "b": 40},
+                      legend={"orientation": "h", "y": -0.22}, template="plotly_white")
+    return fig
+
+
+def _summary(curves: GapCurves, repeats: int) -> str:
+    k = int(curves.ks[-1])
+    elbo, iwae = curves.elbo[:, -1].mean(), curves.iwae[:, -1].mean()
+    naive = curves.naive[:, -1].mean()
+    return (f"ELBO = {elbo:.2f} nats, L_{k} = {iwae:.2f} nats: the gap **{curves.gap:.2f} nats** "
+            f"estimates KL(q(z|x) ‖ p(z|x)) from below (L_K ≤ log p(x)). Prior sampling with "
+            f"K = {k} gives {naive:.2f} nats. Means over {repeats} seeded repeats; bands show "
+            f"min to max.")
+
+
+def run(model, image, k_max: int = K_DEFAULT, repeats: int = REPEATS_DEFAULT,
+        seed: int = 0) -> Outputs:
+    """The panel: curves for the image (binarized at 0.5) on the grid 1, 2, 5, ..., k_max."""
+    check_gaussian_vae(model)
+    x = binary_image(image)
+    k_max = check_whole("K", k_max, 10, K_MAX)
+    repeats = check_whole("repeats", repeats, 1, REPEATS_MAX)
+    seed = check_whole("seed", seed, 0, MAX_SEED)
+    curves = gap_curves(model, x, k_grid(k_max), repeats, seed)
+    table = [[int(k), round(float(n), 2), round(float(e), 2), round(float(i), 2)]
+             for k, n, e, i in zip(curves.ks, curves.naive.mean(0), curves.elbo.mean(0),
+                                   curves.iwae.mean(0))]
+    return Outputs(figure(curves), _summary(curves, repeats), table, curves)

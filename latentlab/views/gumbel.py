@@ -207,7 +207,7 @@ def entropy_figure(taus: np.ndarray, curve: np.ndarray, tau: float, current: flo
 
 def _layout() -> dict:
     return {"height": 330, "margin": {"l": 40, "r": 10, "t": 40, "b": 40},
-            "legend": {"orientation": "h", "y": -0.2}, "template": "plotly_white"}
+            "legend": {"orientation": "h", "y": -0.2}, "template": "none", "plot_bgcolor": "white"}
 
 
 # ----------------------------------------------------------------------------- the panel

@@ -320,7 +320,7 @@ def figure(density: Density, levels: np.ndarray, b: np.ndarray, history: list[fl
         "xaxis": {"domain": [0, 0.6], "title": {"text": "u"}},
         "xaxis2": {"domain": [0.7, 1], "anchor": "y2", "title": {"text": "step"}},
         "yaxis2": {"anchor": "x2", "type": "log", "title": {"text": "distortion D"}},
-        "height": 340, "margin": {"l": 40, "r": 10, "t": 30, "b": 40}, "template": "plotly_white",
+        "height": 340, "margin": {"l": 40, "r": 10, "t": 30, "b": 40}, "template": "none", "plot_bgcolor": "white",
         "legend": {"orientation": "h", "y": 1.12, "x": 0},
     }
     return go.Figure(data, layout)

@@ -1,5 +1,8 @@
-"""The Gradio app: imports and builds without launching; one launch calls every endpoint."""
+"""The Gradio app: imports and builds without launching; launched, every endpoint answers
+through gradio_client (the README's example included) and bad input gets a clear message."""
 
+import logging
+import re
 import socket
 from pathlib import Path
 
@@ -9,7 +12,7 @@ import pytest
 from app_fixtures import make_tiny_checkpoints
 from PIL import Image
 
-from latentlab import service as svc
+from latentlab.registry import ModelRegistry
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "assets" / "examples" / "mnist" / "06-3.png"
@@ -18,6 +21,13 @@ OWN_ENDPOINTS = {
     "/code_paint", "/code_regenerate", "/code_sample_uniform", "/code_sample_learned",
     "/code_atlas", "/latent_space", "/latent_space_b", "/latent_decode", "/umap_recompute",
     "/list_models",
+}
+PUBLIC_SHAPES = {  # api name -> (inputs, outputs)
+    "prepare": (1, 1), "reconstruct": (5, 7), "sample": (6, 2), "interpolate": (7, 5),
+    "code_encode": (2, 1), "code_decode": (3, 3), "code_paint": (4, 1), "code_regenerate": (5, 1),
+    "code_sample_uniform": (3, 1), "code_sample_learned": (3, 1), "code_atlas": (3, 2),
+    "latent_space": (4, 6), "latent_space_b": (4, 6), "latent_decode": (6, 3),
+    "umap_recompute": (2, 1), "list_models": (0, 2),
 }
 
 
@@ -37,35 +47,42 @@ def test_app_module_builds_without_launching():
     assert OWN_ENDPOINTS <= {"/" + n for n in names}
 
 
-def test_helpers_convert_inputs():
+def test_api_names_and_input_counts_are_stable():
+    """The public API (the README's calls and everything gradio_client users may script)."""
     import app
 
-    x = app.to_input(str(EXAMPLE))
-    assert x.shape == (28, 28)
-    assert app.big(x).shape == (224, 224)
-    assert np.array_equal(app.to_input(app.big(x)), x)                # our upscale is exact
-    assert app.load_example("mnist", 6).shape == (224, 224)
-    with pytest.raises(gr.Error, match="between"):
-        app.load_example("mnist", 99)
+    shape = {fn.api_name: (len(fn.inputs), len(fn.outputs)) for fn in app.demo.fns.values()}
+    assert {name: shape[name] for name in PUBLIC_SHAPES} == PUBLIC_SHAPES
 
 
-def test_input_events_as_plain_functions():
-    """The private glue events (draw, pick an example) work when called directly."""
-    import app
+def test_input_adapters_show_user_errors_and_log_one_line(caplog):
+    from latentlab.ui import common
+    from latentlab.views import examples
 
-    fns = {fn.api_name: fn.fn for fn in app.demo.fns.values()}
     canvas = np.zeros((300, 300, 4), np.uint8)
     canvas[60:240, 140:165] = (0, 0, 0, 255)                         # one black stroke
-    seen = fns["rec_draw"]({"background": None, "layers": [], "composite": canvas})
-    assert seen.shape == (224, 224)
-    empty = fns["rec_draw"]({"background": None, "layers": [], "composite": canvas * 0})
+    assert common.from_sketch({"background": None, "layers": [], "composite": canvas}).shape \
+        == (224, 224)
+    empty = common.from_sketch({"background": None, "layers": [], "composite": canvas * 0})
     assert not isinstance(empty, np.ndarray)                          # a cleared canvas: no change
-    picked = fns["rec_pick"]("mnist", gr.SelectData(None, {"index": 6, "value": None}))
-    assert np.array_equal(picked, app.load_example("mnist", 6))
-    models, gallery, first = fns["dataset_rec"]("fashion")          # switch the data set
-    assert np.array_equal(first, app.load_example("fashion", 6))
-    assert len(gallery.value) == len(app.example_files("fashion"))
-    assert all("fashion" in name for name in models.value or [])
+    picked = common.from_example("mnist", gr.SelectData(None, {"index": 6, "value": None}))
+    assert np.array_equal(picked, examples.load_example("mnist", 6))
+    with caplog.at_level(logging.INFO, logger="latentlab"), pytest.raises(gr.Error, match="between"):
+        common.from_example("mnist", gr.SelectData(None, {"index": 99, "value": None}))
+    records = [r for r in caplog.records if r.name == "latentlab"]
+    assert len(records) == 1 and "between" in records[0].getMessage()
+    assert records[0].exc_info is None and "\n" not in records[0].getMessage()
+
+
+def test_only_user_errors_become_messages():
+    from latentlab.ui.common import friendly
+
+    @friendly
+    def bug() -> None:
+        raise KeyError("a bug, not the user's fault")
+
+    with pytest.raises(KeyError):
+        bug()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +94,7 @@ def client(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("ckpt")
     make_tiny_checkpoints(folder, evaluate=False)
-    demo = app.build_demo(svc.ModelRegistry(folder, assets=None))
+    demo = app.build_demo(ModelRegistry(folder, assets=None))
     port = _free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
                 **app.launch_kwargs())
@@ -196,3 +213,24 @@ def test_bad_uploads(client, tmp_path, kind):
     with pytest.raises(Exception, match=message):
         client.predict(handle_file(str(path)), api_name="/prepare")
     assert client.predict(handle_file(str(EXAMPLE)), api_name="/prepare")
+
+
+def test_readme_example_runs_against_the_shipped_models(monkeypatch):
+    """The README's "Using the app from Python" code, run as it is against the shipped app."""
+    import app
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Using the app from Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    port = _free_port()
+    app.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                    quiet=True, **app.launch_kwargs())
+    monkeypatch.chdir(REPO)                                 # the example's paths are relative
+    try:
+        scope: dict = {}
+        exec(code.replace("http://127.0.0.1:7860/", f"http://127.0.0.1:{port}/"), scope)
+    finally:
+        app.demo.close()
+    assert scope["table"]["headers"][1:3] == ["mnist-vae-z16", "mnist-flow-z16"]
+    assert len(scope["gallery"]) == 3 and scope["posterior"] is not None
+    assert len(scope["grids"]) == 2 and scope["note"] == ""

@@ -26,7 +26,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from latentlab.train import STEPS, pick_device
+from latentlab.device import pick_device
+from latentlab.train import STEPS
 from models import MODEL_KINDS
 
 
@@ -54,7 +55,7 @@ def _prior_step(config: tuple[int, int], batch_size: int, device: torch.device):
     grids = torch.randint(num_codes, (batch_size, 7, 7), device=device)  # (B, 7, 7)
 
     def step():
-        loss = -prior.log_prob(grids).mean()
+        loss = prior.nll_per_code(grids)  # the loss latentlab.fit_prior minimises
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

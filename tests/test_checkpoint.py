@@ -1,6 +1,7 @@
 """Checkpoint folders: round trip, and clear errors for missing / truncated / mismatched files."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from latentlab.checkpoint import (
     save_checkpoint,
     update_metrics,
 )
+from latentlab.errors import UserError
 from models.classifier import Classifier, ClassifierConfig
 from models.vae import VAE, VAEConfig
 
@@ -93,3 +95,16 @@ def test_other_kind_of_model_weights(tmp_path):
     with pytest.raises(CheckpointError, match="weights do not match"):
         load_checkpoint(path)
     assert meta["kind"] == "classifier"
+
+
+def test_checkpoint_error_is_the_user_error_of_errors_py():
+    from latentlab import errors
+
+    assert CheckpointError is errors.CheckpointError
+    assert issubclass(CheckpointError, UserError) and not issubclass(CheckpointError, RuntimeError)
+
+
+@pytest.mark.parametrize("name", ["mnist-vqvae", "fashion-vqvae", "mnist-vae-z16", "mnist-flow-z2"])
+def test_shipped_checkpoints_load(name):
+    model, info = load_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints" / name)
+    assert info.name == name and not model.training and info.metrics

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.code_prior import CELLS, TransformerCodePrior, UniformCodePrior
+from models.code_prior import CELLS, CodePrior, TransformerCodePrior, UniformCodePrior
 
 K = 16
 
@@ -90,6 +90,16 @@ def test_log_prob_is_finite_and_the_sum_of_per_cell_terms(make):
     lp = prior.log_prob(grid)
     assert lp.shape == (5,) and torch.isfinite(lp).all()
     torch.testing.assert_close(lp, per_cell.sum((1, 2)))
+
+
+@pytest.mark.parametrize("make", PRIORS)
+def test_both_priors_are_code_prior_distributions(make):
+    prior = make()
+    assert isinstance(prior, CodePrior)
+    grid = prior.sample(4, 1.0, torch.Generator().manual_seed(0))
+    lp = prior.log_prob(grid)
+    assert lp.shape == (4,)
+    torch.testing.assert_close(prior.nll_per_code(grid), -lp.mean() / CELLS)
 
 
 def test_transformer_log_prob_is_normalized_over_one_cell():

@@ -1,19 +1,36 @@
-"""The evaluate CLI end to end on tiny checkpoints trained on a small real subset."""
+"""The evaluate CLI end to end on tiny checkpoints trained on a small real subset, and each
+model kind's evaluation on tiny untrained models."""
 
 import json
-import sys
-import types
+import math
 
 import pytest
 import torch
 
-from latentlab.evaluate import EvalConfig, evaluate_main, evaluate_model, prior_samples
+from latentlab import data
+from latentlab.evaluate import (
+    NOT_GAUSSIAN,
+    EvalConfig,
+    evaluate_main,
+    evaluate_model,
+    parse_args,
+    prior_samples,
+)
 from latentlab.train import train_main
 from models.vae import VAE, VAEConfig
+from models.vqvae import VQVAE, VQVAEConfig
 
 TINY = ["--dataset", "mnist", "--channels", "4", "--subset", "256", "--epochs", "1",
         "--batch-size", "128", "--no-progress"]
 QUICK = ["--limit", "64", "--k", "8", "--samples", "64", "--no-progress"]
+FAST = EvalConfig(k=4, limit=32, samples=16, elbo_samples=2, progress=False)
+
+
+def fake_quality(images: torch.Tensor, dataset: str) -> dict:
+    """Stands in for the classifier: checks the images and reports how many it saw."""
+    assert images.dim() == 4 and images.shape[1:] == (1, 28, 28), images.shape
+    assert 0 <= images.min() and images.max() <= 1 and dataset == "mnist"
+    return {"n_samples": len(images), "confident_share": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +58,7 @@ def test_evaluate_cli_writes_vae_metrics(tmp_path, classifier_dir, prior):
     assert m["eval_command"] == "python -m latentlab.evaluate " + " ".join(
         [str(out), *QUICK, "--classifier", str(classifier_dir)])
     assert m["eval_limit"] == 64 and m["eval_n_test"] == 64 and m["iwae_k"] == 8
+    assert m["eval_binarization_seed"] == data.TEST_BINARIZATION_SEED
     assert m["eval_wall_time_s"] > 0 and "cpu" in m["eval_device"] and m["eval_date"]
     # bounds hold: NLL <= -ELBO, and the surgery parts add up
     assert m["test_nll_iwae"] <= -m["test_elbo"] + 1e-2
@@ -55,36 +73,87 @@ def test_evaluate_cli_writes_vae_metrics(tmp_path, classifier_dir, prior):
 
 
 def test_evaluate_cli_on_a_classifier(classifier_dir):
-    evaluate_main([str(classifier_dir), "--limit", "64", "--no-progress"])
+    evaluate_main([str(classifier_dir), "--subset", "64", "--no-progress"])
     m = read_metrics(classifier_dir)
-    assert 0 <= m["test_accuracy"] <= 1 and m["test_nll"] > 0 and m["eval_limit"] == 64
+    assert 0 <= m["test_accuracy"] <= 1 and m["test_nll"] > 0
+    assert m["eval_limit"] == m["eval_n_test"] == 64
 
 
-def test_vqvae_is_handed_to_vq_eval(monkeypatch):
-    calls = {}
-
-    def fake_evaluate_vqvae(model, dataset, n_samples, sample_quality_fn, limit=None):
-        calls.update(dataset=dataset, n_samples=n_samples, fn=sample_quality_fn, limit=limit)
-        return {"test_mse": 0.01}
-
-    monkeypatch.setitem(sys.modules, "latentlab.vq_eval",
-                        types.SimpleNamespace(evaluate_vqvae=fake_evaluate_vqvae))
-    judge = object()
-    got = evaluate_model(torch.nn.Linear(1, 1), "vqvae", "mnist", EvalConfig(samples=32, limit=10),
-                         quality_fn=judge)
-    assert got == {"test_mse": 0.01}
-    assert calls == {"dataset": "mnist", "n_samples": 32, "fn": judge, "limit": 10}
+def test_subset_is_an_alias_of_limit_and_the_binarization_seed_is_an_option():
+    _, cfg, _ = parse_args(["ck", "--subset", "5", "--binarization-seed", "9"])
+    assert cfg.limit == 5 and cfg.binarization_seed == 9
+    _, cfg, _ = parse_args(["ck", "--limit", "7"])
+    assert cfg.limit == 7 and cfg.binarization_seed == data.TEST_BINARIZATION_SEED
 
 
-def test_vq_eval_without_a_limit_scores_and_records_the_full_test_set(monkeypatch):
-    def fake_evaluate_vqvae(model, dataset, n_samples=10, sample_quality_fn=None, seed=0):
-        return {"seed": seed}
+# ----------------------------------------------------------------------------- per posterior
 
-    monkeypatch.setitem(sys.modules, "latentlab.vq_eval",
-                        types.SimpleNamespace(evaluate_vqvae=fake_evaluate_vqvae))
-    with pytest.warns(UserWarning, match="no limit"):
-        got = evaluate_model(torch.nn.Linear(1, 1), "vqvae", "mnist", EvalConfig(limit=10, seed=7))
-    assert got == {"seed": 7, "eval_limit": None, "eval_n_test": 10000}
+def tiny_vae(posterior: str, prior: str) -> VAE:
+    torch.manual_seed(0)
+    return VAE(VAEConfig(latent_dim=3, categories=4, channels=4, hidden=16, posterior=posterior,
+                         prior=prior)).eval()
+
+
+def test_binarization_seed_changes_the_bits_and_is_recorded():
+    model = tiny_vae("gaussian", "normal")
+    cfg = {"k": 2, "limit": 16, "samples": 0, "elbo_samples": 1, "progress": False}
+    a = evaluate_model(model, "vae", "mnist", EvalConfig(**cfg))
+    b = evaluate_model(model, "vae", "mnist", EvalConfig(**cfg, binarization_seed=99))
+    assert a["eval_binarization_seed"] == data.TEST_BINARIZATION_SEED
+    assert b["eval_binarization_seed"] == 99 and a["test_rec_nll"] != b["test_rec_nll"]
+
+
+def test_autoencoder_gets_reconstruction_code_statistics_and_samples():
+    model = tiny_vae("deterministic", "normal")
+    m = evaluate_model(model, "vae", "mnist", FAST, quality_fn=fake_quality)
+    assert m["test_rec_nll"] > 0 and m["latent_dim"] == 3
+    assert len(m["code_mean"]) == len(m["code_std"]) == 3 and min(m["code_std"]) >= 0
+    mean, std = torch.tensor(m["code_mean"]), torch.tensor(m["code_std"])
+    kl = 0.5 * (mean.pow(2) + std.pow(2) - 1 - 2 * std.log()).sum().item()
+    assert m["code_gaussian_kl"] == pytest.approx(kl, rel=1e-2, abs=1e-2)
+    assert m["sample_quality"] == {"n_samples": 16, "confident_share": 0.5}
+    for key in ("test_elbo", "test_nll_iwae", "elbo_surgery", "active_units"):
+        assert key not in m, key
+    assert m["surgery"] == NOT_GAUSSIAN and m["elbo"].startswith("n/a")
+
+
+def test_gumbel_softmax_vae_gets_elbo_exact_kl_iwae_and_samples():
+    model = tiny_vae("categorical", "uniform")
+    m = evaluate_model(model, "vae", "mnist", FAST, quality_fn=fake_quality)
+    assert m["test_elbo"] == pytest.approx(-(m["test_rec_nll"] + m["test_kl"]), abs=2e-3)
+    assert 0 <= m["test_kl"] <= 3 * math.log(4) + 1e-3  # KL to a uniform <= N log K
+    assert m["test_nll_iwae"] <= -m["test_elbo"] + 1e-2 and m["iwae_k"] == 4
+    assert (m["latent_dim"], m["categories"]) == (3, 4)
+    assert m["sample_quality"]["n_samples"] == 16 and m["surgery"] == NOT_GAUSSIAN
+    assert "elbo_surgery" not in m and "active_units" not in m and "kl_per_dim" not in m
+
+
+# ----------------------------------------------------------------------------- VQ-VAE
+
+def test_vqvae_evaluation_reports_all_metrics_on_a_subset():
+    x = data.load_split("mnist", train=False)[0][:64]
+    model = VQVAE(VQVAEConfig(num_codes=16, code_dim=8, channels=4, prior_dim=16,
+                              prior_layers=1, prior_heads=2))
+    model.train()(x)  # k-means initialisation and one EMA step
+    seen = []
+
+    def quality(images: torch.Tensor, dataset: str) -> dict:
+        seen.append(len(images))
+        return fake_quality(images, dataset)
+
+    cfg = EvalConfig(limit=40, samples=7, progress=False)
+    m = evaluate_model(model, "vqvae", "mnist", cfg, quality_fn=quality)
+    assert m["eval_n_test"] == 40 and not model.training
+    assert m["test_psnr_db"] == pytest.approx(10 * math.log10(1 / m["test_mse"]), abs=0.01)
+    assert 0 < m["codebook_usage"] <= 1 and 1 <= m["codebook_perplexity"] <= 16
+    assert m["dead_codes"] == round(16 * (1 - m["codebook_usage"]))
+    assert m["uniform_prior_nll_bits_per_code"] == pytest.approx(4.0)
+    assert math.isfinite(m["prior_test_nll_bits_per_code"])
+    assert m["learned_prior_confident_share"] == 0.5 and m["uniform_prior_confident_share"] == 0.5
+    assert set(m["learned_prior_temperature_sweep"]) == {"0.7", "0.8", "0.9"}
+    assert m["test_images_n_samples"] == m["reconstruction_n_samples"] == 40
+    # learned, uniform, the three sweep temperatures, then the test subset and its reconstructions
+    assert seen == [7] * 5 + [40] * 2
 
 
 def test_unknown_kind_and_bad_options_fail_early(tmp_path):

@@ -8,6 +8,7 @@ import torch
 from latentlab import data
 from latentlab.metrics import (
     active_units,
+    code_statistics,
     elbo_surgery,
     elbo_terms,
     iwae_log_px,
@@ -139,3 +140,29 @@ def test_active_units_counts_moving_means_only():
     assert variances.shape == (3,)
     assert variances[0].item() == pytest.approx(1.0, rel=0.2)
     assert variances[1].item() < 1e-3
+
+
+def test_code_statistics_of_a_known_gaussian():
+    g = torch.Generator().manual_seed(0)
+    codes = torch.tensor([1.0, -2.0]) + torch.tensor([0.5, 2.0]) * torch.randn(50000, 2, generator=g)
+    stats = code_statistics(codes)
+    torch.testing.assert_close(stats["mean"], torch.tensor([1.0, -2.0]), atol=0.03, rtol=0)
+    torch.testing.assert_close(stats["std"], torch.tensor([0.5, 2.0]), atol=0.03, rtol=0)
+    mean, var = torch.tensor([1.0, -2.0]), torch.tensor([0.25, 4.0])
+    expected = 0.5 * (mean.pow(2) + var - 1 - var.log()).sum()               # closed form
+    assert stats["gaussian_kl"].item() == pytest.approx(expected.item(), rel=0.02)
+
+
+@pytest.mark.parametrize("posterior, prior", [("categorical", "uniform"),
+                                              ("deterministic", "normal")])
+def test_elbo_terms_of_the_other_posteriors(x_real, posterior, prior):
+    cfg = VAEConfig(latent_dim=3, categories=4, channels=4, hidden=16, posterior=posterior,
+                    prior=prior)
+    model = VAE(cfg).eval()
+    terms = elbo_terms(model, x_real, n_samples=2, generator=torch.Generator().manual_seed(0))
+    assert terms.rec_nll.shape == terms.kl.shape == (len(x_real),) and (terms.rec_nll > 0).all()
+    if posterior == "deterministic":  # the code itself, no KL
+        assert (terms.kl == 0).all() and terms.mu.shape == (len(x_real), 3)
+    else:  # exact categorical KL, class probabilities as the means
+        assert (terms.kl >= 0).all() and terms.mu.shape == (len(x_real), 12)
+        assert torch.allclose(terms.mu.view(-1, 3, 4).sum(-1), torch.ones(len(x_real), 3))

@@ -30,6 +30,24 @@ def test_output_is_the_nearest_codebook_vector(ema):
     torch.testing.assert_close(vq.lookup(out.indices), expected)
 
 
+def test_public_verbs_are_inverse_and_have_no_side_effects():
+    vq = plain_vq(restart_after=1).train()  # training mode: only forward may change state
+    vq.embedding.data.normal_()
+    before = {k: v.clone() for k, v in vq.state_dict().items()}
+    z = torch.randn(2, 8, 5, 3)                                              # any grid size
+    idx = vq.quantize(z)
+    assert idx.shape == (2, 5, 3) and idx.dtype == torch.long
+    assert torch.equal(vq.nearest(z.movedim(1, -1)), idx)                   # channel-last verb
+    codes = vq.indices_to_codes(idx)
+    assert codes.shape == z.shape and torch.equal(codes, vq.lookup(idx))
+    torch.testing.assert_close(vq.snap(z), codes)
+    assert torch.equal(vq.quantize(codes), idx)   # a code's nearest code is itself
+    for k, v in vq.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    with pytest.raises(ValueError, match="code size"):
+        vq.nearest(torch.randn(4, 3))
+
+
 def test_lookup_rejects_bad_indices():
     vq = plain_vq()
     with pytest.raises(ValueError, match="must lie in"):

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from latentlab import sample_quality as sq
+from latentlab import settings
 
 
 class StubClassifier(nn.Module):
@@ -108,3 +109,13 @@ def test_classifier_from_another_data_set_is_refused():
 def test_missing_classifier_checkpoint_says_how_to_train_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="latentlab.train --model classifier"):
         sq.load_classifier("mnist", tmp_path / "nothing-here")
+
+
+def test_default_classifier_lives_in_the_configured_checkpoint_folder(tmp_path):
+    try:
+        settings.configure(checkpoints=tmp_path)
+        assert sq.classifier_path("fashion-mnist") == tmp_path / "fashion-classifier"
+        with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+            sq.load_classifier("mnist")
+    finally:
+        settings.reset()

@@ -1,11 +1,22 @@
 """The training engine and CLI, end to end on a tiny subset of the real data."""
 
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
+from latentlab import settings
 from latentlab.checkpoint import load_checkpoint
-from latentlab.train import TrainConfig, Trainer, train_main
+from latentlab.train import TrainConfig, Trainer, after_training, train_main
 from models.vae import VAE, VAEConfig
+
+REPO = Path(__file__).resolve().parents[1]
+VQ_FLAGS = ["--num-codes", "16", "--code-dim", "8", "--channels", "4", "--prior-dim", "16",
+            "--prior-layers", "1", "--prior-heads", "2"]
 
 TINY = ["--channels", "4", "--hidden", "16", "--subset", "256", "--batch-size", "64", "--no-progress"]
 
@@ -60,3 +71,70 @@ def test_stop_callback_ends_the_epoch_early():
 def test_bad_training_config_fails_early():
     with pytest.raises(ValueError):
         TrainConfig(epochs=0)
+
+
+def test_vqvae_cli_trains_fits_the_prior_and_saves_a_loadable_checkpoint(tmp_path):
+    out = tmp_path / "mnist-vqvae-tiny"
+    train_main(["--model", "vqvae", "--dataset", "mnist", "--epochs", "1", "--subset", "256",
+                "--batch-size", "64", "--prior-epochs", "1", "--no-progress", "--out", str(out),
+                *VQ_FLAGS])
+    model, info = load_checkpoint(out)
+    assert info.kind == "vqvae" and info.config.num_codes == 16 and info.config.prior_epochs == 1
+    for key in ("prior_train_nll_bits_per_code", "prior_train_wall_time_s", "test_mse",
+                "test_psnr_db", "codebook_usage", "prior_test_nll_bits_per_code"):
+        assert key in info.metrics, key
+    assert info.metrics["prior_train_grids"] == 256
+    assert 0 < info.metrics["prior_train_nll_bits_per_code"] < 2 * math.log2(16)
+    assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 28, 28)
+
+
+def test_after_training_fits_a_vqvae_prior_and_nothing_else():
+    from models.vqvae import VQVAE, VQVAEConfig
+
+    cfg = TrainConfig(model="vqvae", epochs=1, subset=64, batch_size=32, val_size=0)
+    vq = VQVAE(VQVAEConfig(num_codes=8, code_dim=4, channels=4, prior_dim=16, prior_layers=1,
+                           prior_heads=2, prior_epochs=1))
+    before = {k: v.clone() for k, v in vq.code_prior.state_dict().items()}
+    out = after_training(Trainer(vq, cfg))
+    assert out["prior_train_grids"] == 64
+    assert any(not torch.equal(v, before[k]) for k, v in vq.code_prior.state_dict().items())
+    vae = Trainer(VAE(VAEConfig(latent_dim=2, channels=4, hidden=16)),
+                  TrainConfig(epochs=1, subset=64, val_size=0))
+    assert after_training(vae) == {}
+
+
+@pytest.mark.parametrize("posterior, prior", [("deterministic", "normal"),
+                                              ("categorical", "uniform")])
+def test_new_vae_variants_train_and_get_quick_metrics(tmp_path, posterior, prior):
+    out = tmp_path / posterior
+    train_main(["--model", "vae", "--posterior", posterior, "--prior", prior, "--latent-dim", "3",
+                "--categories", "4", "--epochs", "1", "--out", str(out), *TINY])
+    _, info = load_checkpoint(out)
+    key = "test_rec_nll" if posterior == "deterministic" else "test_elbo"
+    assert info.config.posterior == posterior and info.metrics[key] != 0
+    assert ("test_elbo" in info.metrics) == (posterior != "deterministic")
+
+
+def test_data_root_flag_configures_the_settings_not_the_environment(tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_fit(model, model_cfg, cfg, out, command, progress=True):
+        seen["root"] = settings.current().data_root
+        return Path(out)
+
+    monkeypatch.setattr("latentlab.train.fit", fake_fit)
+    before = dict(os.environ)
+    try:
+        train_main(["--model", "vae", "--data-root", str(tmp_path), "--out", str(tmp_path / "o"),
+                    "--no-progress"])
+    finally:
+        settings.reset()
+    assert seen["root"] == tmp_path and dict(os.environ) == before
+
+
+def test_train_and_evaluate_do_not_import_each_other():
+    code = ("import sys, latentlab.evaluate; assert 'latentlab.train' not in sys.modules; "
+            "import latentlab.train")
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]

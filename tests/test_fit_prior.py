@@ -1,0 +1,129 @@
+"""The VQ-VAE's second stage: the code-prior fitting loop, ``fit_prior`` on a model, and the
+refit command that replaces only the prior of a checkpoint."""
+
+import math
+import os
+
+import pytest
+import torch
+
+from latentlab import data, settings
+from latentlab.checkpoint import load_checkpoint, save_checkpoint
+from latentlab.errors import CheckpointError, InputError
+from latentlab.fit_prior import fit_code_prior, fit_prior, fit_prior_main, refit_prior
+from latentlab.vq_eval import prior_nll_bits_per_code
+from models.code_prior import TransformerCodePrior
+from models.vae import VAE, VAEConfig
+from models.vqvae import VQVAE, VQVAEConfig
+
+TINY = {"num_codes": 16, "code_dim": 8, "channels": 4, "prior_dim": 16, "prior_layers": 1,
+        "prior_heads": 2, "prior_epochs": 1}
+
+
+def tiny(**kw) -> VQVAE:
+    return VQVAE(VQVAEConfig(**(TINY | kw)))
+
+
+# ----------------------------------------------------------------------------- fitting loop
+
+def test_fit_code_prior_learns_structured_grids():
+    torch.manual_seed(0)
+    grids = torch.randint(16, (512, 1, 1)).expand(512, 7, 7).contiguous()  # constant grids
+    cfg = VQVAEConfig(**(TINY | {"prior_epochs": 10, "prior_batch_size": 64, "prior_lr": 1e-2}))
+    prior = TransformerCodePrior(16, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads)
+    before = prior_nll_bits_per_code(prior, grids)
+    bits = fit_code_prior(prior, grids, cfg, seed=0)
+    after = prior_nll_bits_per_code(prior, grids)
+    assert math.isfinite(bits) and after < before and after < 0.5 * math.log2(16)
+    assert not prior.training and not any(p.requires_grad for p in prior.parameters())
+
+
+def test_fit_code_prior_is_seeded():
+    grids = torch.randint(16, (96, 7, 7), generator=torch.Generator().manual_seed(1))
+    cfg = VQVAEConfig(**(TINY | {"prior_epochs": 2, "prior_batch_size": 32}))
+    fitted = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        prior = TransformerCodePrior(16, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads)
+        fitted.append((fit_code_prior(prior, grids, cfg, seed=3), prior.state_dict()))
+    assert fitted[0][0] == fitted[1][0]
+    for name, value in fitted[0][1].items():
+        assert torch.equal(value, fitted[1][1][name]), name
+
+
+def test_zero_prior_epochs_leave_the_prior_untouched():
+    model = tiny(prior_epochs=0)
+    before = {k: v.clone() for k, v in model.code_prior.state_dict().items()}
+    out = fit_prior(model, data.load_split("mnist", train=False)[0][:32])
+    assert out["prior_train_nll_bits_per_code"] is None and out["prior_train_grids"] == 32
+    assert all(torch.equal(v, before[k]) for k, v in model.code_prior.state_dict().items())
+
+
+def test_fit_prior_changes_only_the_prior_and_keeps_the_mode():
+    model = tiny().train()
+    x = data.load_split("mnist", train=False)[0][:64]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    out = fit_prior(model, x, seed=0)
+    assert model.training  # encode_dataset restores the caller's mode
+    assert out["prior_train_grids"] == 64 and out["prior_train_wall_time_s"] >= 0
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("code_prior.") for k in changed)
+
+
+# ----------------------------------------------------------------------------- refit command
+
+def test_fit_prior_cli_replaces_only_the_prior(tmp_path):
+    out = tmp_path / "mnist-vqvae-tiny"
+    model = tiny().eval()
+    save_checkpoint(out, model, "vqvae", model.config,
+                    {"command": "train", "train_wall_time_s": 100.0,
+                     "prior_train_wall_time_s": 40.0, "learned_prior_confident_share": 0.5})
+    metrics = fit_prior_main([str(out), "--prior-dim", "8", "--prior-layers", "2",
+                              "--prior-epochs", "1", "--subset", "128", "--no-progress"])
+    new, info = load_checkpoint(out)
+    assert (info.config.prior_dim, info.config.prior_layers, info.config.prior_heads) == (8, 2, 2)
+    assert info.config.num_codes == 16
+    for name, value in model.state_dict().items():  # the auto-encoder is copied bit for bit
+        if not name.startswith("code_prior."):
+            assert torch.equal(value, new.state_dict()[name]), name
+    images = data.load_split("mnist", train=False)[0][:8]
+    assert torch.equal(model.encode_to_indices(images), new.encode_to_indices(images))
+    assert metrics == info.metrics and metrics["command"] == "train"
+    assert metrics["prior_command"].startswith("python -m latentlab.fit_prior ")
+    assert "learned_prior_confident_share" not in metrics  # it described the old prior
+    assert metrics["autoencoder_train_wall_time_s"] == 60.0
+    assert metrics["train_wall_time_s"] == pytest.approx(60.0 + metrics["prior_train_wall_time_s"])
+    assert metrics["prior_train_grids"] == 128 and "prior_test_nll_bits_per_code" in metrics
+
+
+def test_fit_prior_refuses_other_settings_and_kinds(tmp_path):
+    model = tiny()
+    save_checkpoint(tmp_path / "vq", model, "vqvae", model.config)
+    with pytest.raises(InputError, match="only prior settings"):
+        refit_prior(tmp_path / "vq", {"num_codes": 8})
+    with pytest.raises(ValueError, match="divisible"):
+        refit_prior(tmp_path / "vq", {"prior_dim": 15})
+    vae = VAE(VAEConfig(latent_dim=2, channels=4, hidden=16))
+    save_checkpoint(tmp_path / "vae", vae, "vae", vae.config)
+    with pytest.raises(CheckpointError, match="not a VQ-VAE"):
+        refit_prior(tmp_path / "vae", {"prior_dim": 8})
+
+
+def test_data_root_flag_goes_through_the_settings(tmp_path, monkeypatch):
+    """--data-root configures the settings (no environment writes); a folder without the
+    data then fails when the data is loaded, after the checkpoint was read."""
+    model = tiny()
+    save_checkpoint(tmp_path / "vq", model, "vqvae", model.config)
+    def load_split(name: str, train: bool):  # stands in for torchvision finding nothing
+        raise FileNotFoundError(str(settings.current().data_root))
+
+    monkeypatch.setattr(data, "load_split", load_split)
+    before = dict(os.environ)
+    try:
+        with pytest.raises(FileNotFoundError, match=str(tmp_path / "nodata")):
+            fit_prior_main([str(tmp_path / "vq"), "--data-root", str(tmp_path / "nodata"),
+                            "--no-progress"])
+        assert settings.current().data_dir == tmp_path / "nodata"
+    finally:
+        settings.reset()
+    assert dict(os.environ) == before

@@ -1,11 +1,11 @@
-"""Server-side speed of the app's actions, through the same service functions the callbacks call.
+"""Server-side speed of the app's actions, through the view functions the UI's events call.
 
     python benchmarks/bench_app.py [--repeats 20] [--checkpoints checkpoints] [--no-launch]
                                    [--json out.json]
 
 Each row is the median over ``--repeats`` calls after two warm-up calls, with one torch
-thread (what ``app.py`` sets). Rows with "+ ..." add the formatting the callback does (the
-figure, the rendered grid), so they are what a click costs minus Gradio itself. The last rows
+thread (what ``app.py`` sets). Rows named "tab: ..." time a tab's whole ``run`` (what a
+click costs minus Gradio itself); the others time the model step inside it. The last rows
 launch the real app: ``python app.py`` until the first page is served, and a
 ``gradio_client`` round trip for Reconstruct (p50; the client uploads the image each call and
 does not download the output files, ``download_files=False``).
@@ -15,8 +15,8 @@ launch rows). With one torch thread the CPU column is close to what the wall clo
 idle machine, so it is the one to trust when other jobs share the 2 cores; the load average
 is printed with the machine.
 
-Without shipped checkpoints, tiny random ones are made in a temporary folder (numbers are
-then not representative; the table says so).
+Without shipped checkpoints (or with ``--tiny``), tiny random ones are made in a temporary
+folder (numbers are then not representative; the table says so).
 """
 
 from __future__ import annotations
@@ -39,11 +39,14 @@ sys.path.insert(0, str(REPO))
 
 import torch
 
-from latentlab import code_grid as cg
-from latentlab import latent_view as lv
-from latentlab import render
-from latentlab import service as svc
-from latentlab.preprocess import prepare
+from latentlab import plots, settings
+from latentlab.preprocess import prepare, upscale
+from latentlab.registry import ModelRegistry, code_data, latent_data
+from latentlab.views import code_grid as cg
+from latentlab.views import interpolate as iv
+from latentlab.views import latent as lt
+from latentlab.views import reconstruct as rv
+from latentlab.views import sample as sv
 
 TARGETS_MS = {  # from the issue: server-side compute on the 2-core CPU
     "reconstruct": 50, "sample64": 50, "code_prior16": 500, "interpolate16": 50,
@@ -100,8 +103,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def registry_for(folder: Path | None) -> tuple[svc.ModelRegistry, bool]:
-    reg = svc.ModelRegistry(folder) if folder else None
+def registry_for(folder: Path | None) -> tuple[ModelRegistry, bool]:
+    reg = ModelRegistry(folder) if folder else None
     if reg is not None and reg.entries(kinds=("vae",)):
         return reg, True
     sys.path.insert(0, str(REPO / "tests"))
@@ -109,10 +112,10 @@ def registry_for(folder: Path | None) -> tuple[svc.ModelRegistry, bool]:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-ckpt-"))
     make_tiny_checkpoints(tmp, evaluate=False)
-    return svc.ModelRegistry(tmp, assets=None), False
+    return ModelRegistry(tmp, assets=None), False
 
 
-def pick(reg: svc.ModelRegistry, kind: str, dim: int | None = None, prior: str | None = None):
+def pick(reg: ModelRegistry, kind: str, dim: int | None = None, prior: str | None = None):
     """The first matching model, MNIST ones first."""
     for e in sorted(reg.entries(kinds=(kind,)), key=lambda e: (e.dataset != "mnist", e.name)):
         if (dim is None or e.latent_dim == dim) and (prior is None or e.prior == prior):
@@ -122,8 +125,8 @@ def pick(reg: svc.ModelRegistry, kind: str, dim: int | None = None, prior: str |
 
 # ----------------------------------------------------------------------------- rows
 
-def service_rows(reg: svc.ModelRegistry, repeats: int) -> list[tuple[str, str, float, int | None]]:
-    """(action, model, median ms, target ms) for each service-level action."""
+def service_rows(reg: ModelRegistry, repeats: int) -> list[tuple[str, str, float, int | None]]:
+    """(action, model, median ms, target ms) for each view-level action."""
     x = prepare(str(REPO / "assets" / "examples" / "mnist" / "06-3.png"))
     y = prepare(str(REPO / "assets" / "examples" / "mnist" / "14-7.png"))
     rows = []
@@ -131,75 +134,72 @@ def service_rows(reg: svc.ModelRegistry, repeats: int) -> list[tuple[str, str, f
     vqs = [e.name for e in reg.entries(kinds=("vqvae",))]
     for name in vaes + vqs:
         rows.append(("reconstruct, all metrics (k=100)", name, median_ms(
-            lambda n=name: svc.reconstruct(reg, [n], x, k=100), repeats), TARGETS_MS["reconstruct"]))
+            lambda n=name: rv.reconstruct(reg, [n], x, k=100), repeats), TARGETS_MS["reconstruct"]))
     pair = [n for n in (pick(reg, "vae", 16, "normal"), pick(reg, "vae", 16, "realnvp")) if n] \
         or vaes[:2]
-
-    def rec_callback():
-        res = svc.reconstruct(reg, pair, x, k=100)
-        svc.metrics_table(res)
-        render.to_json(svc.posterior_figure(reg, res))
-    rows.append(("reconstruct side by side + table + figure", " + ".join(pair),
-                 median_ms(rec_callback, repeats), None))
+    rows.append(("tab: reconstruct side by side + table + figure", " + ".join(pair), median_ms(
+        lambda: plots.to_json(rv.run(reg, upscale(x), pair, 100).posterior), repeats), None))
     for name in vaes:
         rows.append(("64 samples from the prior", name, median_ms(
-            lambda n=name: svc.sample_grid(reg, n, 64, "prior"), repeats), TARGETS_MS["sample64"]))
+            lambda n=name: sv.sample_grid(reg, n, 64, "prior"), repeats), TARGETS_MS["sample64"]))
     for name in vaes[:1]:
-        rows.append(("64 samples + grid image + classifier labels", name, median_ms(
-            lambda n=name: svc.sample_image(svc.sample_grid(reg, n, 64, "prior", labels=True)),
-            repeats), None))
+        rows.append(("tab: 64 samples + grid image + classifier labels", name, median_ms(
+            lambda n=name: sv.run(reg, [n], "prior", 64, 1.0, True, 0), repeats), None))
         rows.append(("64 samples from q_agg", name, median_ms(
-            lambda n=name: svc.sample_grid(reg, n, 64, "q_agg"), repeats), TARGETS_MS["sample64"]))
+            lambda n=name: sv.sample_grid(reg, n, 64, "q_agg"), repeats), TARGETS_MS["sample64"]))
     for name in vqs:
         rows.append(("16 samples from the learned code prior", name, median_ms(
-            lambda n=name: svc.sample_grid(reg, n, 16, "learned"), max(3, repeats // 4)),
+            lambda n=name: sv.sample_grid(reg, n, 16, "learned"), max(3, repeats // 4)),
             TARGETS_MS["code_prior16"]))
     for name in vaes + vqs:
         space = "z_e" if name in vqs else "z"
         rows.append(("16-step interpolation", name, median_ms(
-            lambda n=name, s=space: svc.interpolate(reg, n, x, y, 16, "spherical", s), repeats),
+            lambda n=name, s=space: iv.interpolate(reg, n, x, y, 16, "spherical", s), repeats),
             TARGETS_MS["interpolate16"]))
     for name in vaes[:1]:
-        rows.append(("16-step interpolation + strip image", name, median_ms(
-            lambda n=name: svc.interpolation_strip(svc.interpolate(reg, n, x, y, 16)), repeats), None))
-    for name in vqs:
-        grid = cg.code_grid_from_image(reg, name, x)
-        grid[3, 3] = (grid[3, 3] + 1) % reg.entry(name).config.num_codes   # an edited cell
-        table = grid.tolist()
-        rows.append(("decode an edited code grid", name, median_ms(
-            lambda n=name, t=table: cg.decode_code_grid(reg, n, t), repeats), TARGETS_MS["code_decode"]))
-        centre = "2-4,2-4"                                                  # rows, columns
-        rows.append(("regenerate the centre 3x3 cells (learned prior)", name, median_ms(
-            lambda n=name, t=table, c=centre: cg.regenerate_cells(reg, n, t, c), max(3, repeats // 4)),
-            TARGETS_MS["code_regenerate"]))
-        rows.append(("decode edited grid + coloured map", name, median_ms(
-            lambda n=name, t=table: render.code_map(cg.decode_code_grid(reg, n, t).grid, 128),
+        rows.append(("tab: 16-step interpolation + strip + chart + GIF", name, median_ms(
+            lambda n=name: iv.run(reg, upscale(x), upscale(y), [n], 16, "linear", False),
             repeats), None))
+    for name in vqs:
+        rows += code_grid_rows(reg, name, x, repeats)
     return rows
 
 
-def latent_rows(folder: Path, repeats: int) -> list[tuple[str, str, float, int | None]]:
+def code_grid_rows(reg: ModelRegistry, name: str, x, repeats: int) -> list:
+    grid = cg.code_grid_from_image(reg, name, x)
+    grid[3, 3] = (grid[3, 3] + 1) % reg.entry(name).num_codes             # an edited cell
+    table = grid.tolist()
+    centre = "2-4,2-4"                                                      # rows, columns
+    return [
+        ("decode an edited code grid", name, median_ms(
+            lambda: cg.decode_code_grid(reg, name, table), repeats), TARGETS_MS["code_decode"]),
+        ("regenerate the centre 3x3 cells (learned prior)", name, median_ms(
+            lambda: cg.regenerate(reg, table, name, centre), max(3, repeats // 4)),
+         TARGETS_MS["code_regenerate"]),
+        ("tab: decode edited grid + coloured map", name, median_ms(
+            lambda: cg.run(reg, table, name, "1,1"), repeats), None),
+    ]
+
+
+def latent_rows(folder: Path, repeats: int, assets: bool = True
+                ) -> list[tuple[str, str, float, int | None]]:
     """The Latent space tab: cold (fresh registry: load weights + assets, render) and warm."""
     rows = []
-    probe = svc.ModelRegistry(folder)
-    for e in probe.entries(kinds=("vae", "vqvae")):
-        def tab(reg: svc.ModelRegistry, n: str = e.name, kind: str = e.kind) -> None:
-            if kind == "vqvae":
-                figs = lv.latent_figures(reg, n, lv.vq_stats(reg, n))
-            else:
-                lv.plane_image(reg, n, "auto", 200, 0)
-                figs = lv.latent_figures(reg, n, lv.vae_stats(reg, n))
-            [render.to_json(f) for f in figs if f is not None]
+    where = REPO / "assets" if assets else None
+    for e in ModelRegistry(folder, assets=where).entries(kinds=("vae", "vqvae")):
+        def tab(reg: ModelRegistry, n: str = e.name) -> None:
+            out = lt.run(reg, n, "auto", 200, 0)
+            [plots.to_json(f) for f in (out.figure, out.second_figure) if f is not None]
 
         cold, cold_cpu = [], []
         for _ in range(3):
-            reg = svc.ModelRegistry(folder)
+            reg = ModelRegistry(folder, assets=where)
             start, cpu0 = time.perf_counter(), time.process_time()
             tab(reg)
             cold.append(1000 * (time.perf_counter() - start))
             cold_cpu.append(1000 * (time.process_time() - cpu0))
-        source = (svc.latent_data(reg, e.name).source if e.kind == "vae"
-                  else svc.code_data(reg, e.name).source)
+        source = (latent_data(reg, e.name).source if e.kind == "vae"
+                  else code_data(reg, e.name).source)
         rows.append(("latent space tab, first view", f"{e.name} [{source.split(' (')[0]}]",
                      (statistics.median(cold), statistics.median(cold_cpu)), TARGETS_MS["latent"]))
         rows.append(("latent space tab, again (cached)", e.name,
@@ -219,7 +219,7 @@ def launch_rows(folder: Path, repeats: int) -> list[tuple[str, str, float, int |
     try:
         startup = (_wait_for_page(port, proc, start), 1000 * (_cpu(proc.pid) - time.process_time()))
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-        reg = svc.ModelRegistry(folder)
+        reg = ModelRegistry(folder)
         pair = [n for n in (pick(reg, "vae", 16, "normal"), pick(reg, "vae", 16, "realnvp")) if n] \
             or [e.name for e in reg.entries(kinds=("vae",))][:2]
         image = handle_file(str(REPO / "assets" / "examples" / "mnist" / "06-3.png"))
@@ -274,11 +274,13 @@ def main(argv: list[str] | None = None) -> list:
     p.add_argument("--checkpoints", default=str(REPO / "checkpoints"))
     p.add_argument("--no-launch", action="store_true", help="skip the startup / client rows")
     p.add_argument("--json", help="also write the rows here")
+    p.add_argument("--tiny", action="store_true",
+                   help="tiny random checkpoints (a smoke run: the numbers mean nothing)")
     args = p.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get("LATENT_LAB_THREADS", "1")))
-    reg, shipped = registry_for(Path(args.checkpoints))
+    torch.set_num_threads(settings.current().threads)
+    reg, shipped = registry_for(None if args.tiny else Path(args.checkpoints))
     rows = service_rows(reg, args.repeats)
-    rows += latent_rows(reg.root, max(3, args.repeats // 4))
+    rows += latent_rows(reg.root, max(3, args.repeats // 4), assets=shipped)
     if not args.no_launch:
         rows += launch_rows(reg.root, args.repeats)
     note = "shipped checkpoints" if shipped else "TINY RANDOM checkpoints: not representative"

@@ -1,4 +1,5 @@
-"""The benchmark scripts stay runnable: one tiny step of every timed training configuration."""
+"""The benchmark scripts stay runnable: one tiny step of every timed training configuration,
+and one call of every timed app view on tiny checkpoints."""
 
 import sys
 from pathlib import Path
@@ -15,3 +16,15 @@ def test_bench_train_times_every_model(name):
     kind, config = bench_train.model_specs()[name]
     rate = bench_train.time_steps(kind, config, steps=1, batch_size=4, device=torch.device("cpu"))
     assert rate > 0
+
+
+def test_bench_app_times_every_view_on_tiny_checkpoints(capsys):
+    import bench_app
+
+    rows = bench_app.main(["--tiny", "--repeats", "1", "--no-launch"])
+    actions = {r[0] for r in rows}
+    assert {"reconstruct, all metrics (k=100)", "tab: reconstruct side by side + table + figure",
+            "tab: 16-step interpolation + strip + chart + GIF", "tab: decode edited grid + coloured map",
+            "latent space tab, first view"} <= actions
+    assert all(wall > 0 and cpu >= 0 for _, _, (wall, cpu), _ in rows)
+    assert "TINY RANDOM" in capsys.readouterr().out

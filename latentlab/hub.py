@@ -2,8 +2,10 @@
 
 Only the three files of the checkpoint format travel (``model.safetensors``, ``config.json``,
 ``metrics.json``), never a pickle, and a folder is loaded once to check it before an
-upload and after a download. The token comes from the argument or ``$HF_TOKEN``.
-Nothing in the app needs this module.
+upload and after a download. The token comes from the argument or the settings
+(``HF_TOKEN``, read by ``latentlab.settings``).
+Nothing in the app needs this module. The example is not run as a doctest: both calls need
+the Hub (no network in the tests) and a push writes to a real account.
 
 >>> push_checkpoint("checkpoints/user/my-vae", "me/latent-lab-my-vae")    # doctest: +SKIP
 >>> pull_checkpoint("me/latent-lab-my-vae", "checkpoints/user")           # doctest: +SKIP
@@ -18,8 +20,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from latentlab import settings
 from latentlab.checkpoint import CONFIG, METRICS, WEIGHTS, load_checkpoint
-from latentlab.jobs import unique_folder
+from latentlab.errors import InputError
+from latentlab.jobs.files import unique_folder
 
 FILES = (WEIGHTS, CONFIG, METRICS)
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -28,14 +32,19 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-
 # ----------------------------------------------------------------------------- helpers
 
 def check_repo_id(repo_id: str) -> str:
-    """'owner/name' with the Hub's characters only (no '..', no extra slashes)."""
+    """'owner/name' with the Hub's characters only (no '..', no extra slashes).
+
+    >>> check_repo_id("me/latent-lab_vae.z2")
+    'me/latent-lab_vae.z2'
+    """
     if not isinstance(repo_id, str) or not _REPO_ID.fullmatch(repo_id) or ".." in repo_id:
-        raise ValueError(f"a Hub repository is written 'owner/name', got {repo_id!r}")
+        raise InputError(f"a Hub repository is written 'owner/name', got {repo_id!r}")
     return repo_id
 
 
 def _token(token: str | None) -> str | None:
-    return token or os.environ.get("HF_TOKEN") or None
+    """The caller's token, else the deployment's (None: anonymous, public repositories only)."""
+    return token or settings.current().hf_token or None
 
 
 # ----------------------------------------------------------------------------- public API

@@ -2,10 +2,14 @@
 
 On a ZeroGPU Space the GPU exists only inside functions decorated with ``spaces.GPU``,
 for about the ``duration`` they ask for; each call runs in a forked worker and its
-arguments and results travel by pickle. So the manager calls ``train_chunk_on_gpu`` with
-the trainer state kept on the CPU, the chunk trains the whole epochs that fit in
-``chunk_seconds()`` and streams its progress back (it is a generator), and
-``finish_on_gpu`` does the code prior and the evaluation in one more call.
+arguments and results travel by pickle. So ``latentlab.jobs.runner`` wraps its chunk and
+finish functions with ``GPU(duration=chunk_duration)`` / ``GPU(duration=finish_duration)``;
+the manager calls the chunk with the trainer state kept on the CPU, the chunk trains the
+whole epochs that fit in ``chunk_seconds()`` and streams its progress back (it is a
+generator), and the finish does the code prior and the evaluation in one more call.
+
+This module knows nothing of the jobs (they import it, not the reverse): the durations read
+only what any job spec offers (``engine_kind``, ``configs()``).
 
 Off Spaces ``spaces.GPU`` returns the function unchanged, and when the package cannot be
 imported an identity decorator stands in, so this path runs (and is tested) on a CPU.
@@ -21,19 +25,14 @@ module (or ``spaces``) at the top of ``app.py``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
-from latentlab import jobs
+from latentlab import settings
 
-DURATION_ENV = "LATENT_LAB_ZEROGPU_SECONDS"
-DEFAULT_CALL_S = 60     # ZeroGPU's own default; longer requests wait longer in its queue
 MAX_CALL_S = 120        # what a visitor without a subscription may request per call
 SETUP_MARGIN_S = 20     # worker start, moving the data to the GPU, previews
 
-
-# ----------------------------------------------------------------------------- helpers
 
 def _identity_gpu(task: Callable | None = None, *, duration: Any = None, size: Any = None):
     """Stand-in for ``spaces.GPU`` when the package is missing: decorates with nothing."""
@@ -53,37 +52,35 @@ except ImportError:  # not installed: training runs in-process
 
 
 def call_seconds() -> int:
-    """GPU seconds requested per training call (``$LATENT_LAB_ZEROGPU_SECONDS``)."""
-    return int(os.environ.get(DURATION_ENV, DEFAULT_CALL_S))
+    """GPU seconds requested per training call (``LATENT_LAB_ZEROGPU_SECONDS``, default 60:
+    ZeroGPU's own default; longer requests wait longer in its queue)."""
+    return settings.current().zerogpu_seconds
 
 
 def chunk_seconds() -> float:
     """Training time per chunk: bounded on ZeroGPU, unbounded (0) everywhere else."""
-    if not jobs.on_zerogpu():
+    if not settings.current().zero_gpu:
         return 0.0
     return float(max(10, call_seconds() - SETUP_MARGIN_S))
 
 
-def _chunk_duration(spec: jobs.JobSpec, state: dict | None = None, max_epochs: int = 0,
-                    budget_s: float = 0.0, **_: Any) -> int:
-    """Seconds to ask ZeroGPU for: the chunk's budget, or one measured epoch if longer."""
+def chunk_duration(spec: Any, state: dict | None = None, max_epochs: int = 0,
+                   budget_s: float = 0.0, **_: Any) -> int:
+    """Seconds to ask ZeroGPU for: the chunk's budget, or one measured epoch if longer.
+
+    >>> chunk_duration(None, {"epoch_time_s": 100.0}, budget_s=40), chunk_duration(None, None, budget_s=40)
+    (120, 60)
+    """
     epoch_s = state["epoch_time_s"] if state else 0.0
     return int(min(MAX_CALL_S, max(budget_s, 1.2 * epoch_s) + SETUP_MARGIN_S))
 
 
-def _finish_duration(spec: jobs.JobSpec, state: dict) -> int:
+def finish_duration(spec: Any, state: dict) -> int:
     """The VQ-VAE fits its code prior here: allow for its epochs, each guessed at one
     VQ-VAE epoch (the prior is small, but this is a guess, not a measurement)."""
     prior_epochs = spec.configs()[1].prior_epochs if spec.engine_kind == "vqvae" else 0
     guess = SETUP_MARGIN_S + 20 + prior_epochs * state.get("epoch_time_s", 0.0)
     return int(min(MAX_CALL_S, guess))
-
-
-# ----------------------------------------------------------------------------- GPU calls
-
-# Decorated at import time: ZeroGPU registers its functions before the app launches.
-train_chunk_on_gpu = GPU(duration=_chunk_duration)(jobs.train_chunk)
-finish_on_gpu = GPU(duration=_finish_duration)(jobs.finish_job)
 
 
 def keep_request(request: Any) -> Callable[[Callable[[], None]], None]:

@@ -35,7 +35,7 @@ from latentlab import (
 from latentlab.preprocess import MAX_FILE_BYTES
 from latentlab.registry import ModelRegistry
 from latentlab.ui.code_grid import CodeGridHandles, build_code_grid
-from latentlab.ui.common import CSS, THEME, explanation, friendly
+from latentlab.ui.common import CSS, THEME, friendly
 from latentlab.ui.interpolate import build_interpolate
 from latentlab.ui.latent import build_latent
 from latentlab.ui.models import (
@@ -68,13 +68,13 @@ def optional(module: str, name: str) -> Any:
 
 
 def build_train(registry: ModelRegistry) -> None:
-    """The Train tab, written separately; the rest of the app works without it."""
+    """The Train tab, written separately (its formulas included); the rest of the app works
+    without it."""
     try:
-        from latentlab.train_tab import build_train_tab as build  # new: latentlab.ui.train.build_train
+        from latentlab.ui.train import build_train as build
     except ImportError as exc:
         gr.Markdown(f"The Train tab is not available in this build ({exc}).")
         return
-    explanation(explain.TRAIN)
     build(registry)
 
 

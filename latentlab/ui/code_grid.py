@@ -12,6 +12,7 @@ from latentlab import explain
 from latentlab.registry import ModelRegistry
 from latentlab.ui.common import (
     InputApi,
+    InputPanel,
     TabHandles,
     explanation,
     friendly,
@@ -82,8 +83,61 @@ class Adapters:
         return keep(view.click_atlas(self.registry, model, *evt.index))
 
 
-def build_code_grid(registry: ModelRegistry, datasets: list[str], ds0: str,
-                    tab: gr.Tab) -> CodeGridHandles:
+@dataclass
+class Widgets:
+    """The tab's components, for the wiring."""
+
+    dataset: gr.Radio
+    model: gr.Dropdown
+    panel: InputPanel
+    grid: gr.Dataframe
+    decoded: gr.Image
+    cmap: gr.Image
+    info: gr.Markdown
+    cells: gr.Textbox
+    clear: gr.Button
+    code: gr.Number
+    paint: gr.Button
+    temperature: gr.Slider
+    seed: gr.Number
+    regenerate: gr.Button
+    new_uniform: gr.Button
+    new_learned: gr.Button
+    atlas: gr.Image
+
+
+def _editor() -> dict[str, Any]:
+    """The grid, its decoded image and coloured map, and the editing controls."""
+    w: dict[str, Any] = {}
+    with gr.Row():
+        w["grid"] = code_table()
+        w["decoded"] = gr.Image(label="Decoded", type="numpy", format="png", interactive=False,
+                                height=250, elem_classes="pixelated", scale=2)
+    with gr.Row():
+        with gr.Column(scale=3):
+            gr.Markdown("**Coloured map**: one colour per code; click cells to select "
+                        "them (rows and columns count from 0).")
+            w["cmap"] = gr.Image(label="Coloured code map", type="numpy", format="png",
+                                 interactive=False, height=300, show_label=False)
+        with gr.Column(scale=2):
+            w["info"] = gr.Markdown()
+            w["cells"] = gr.Textbox(label="Selected cells (row,col; ranges like 0-2,*)",
+                                    placeholder="e.g. 3,4; 5-6,*", max_lines=1)
+            w["clear"] = gr.Button("Clear selection", size="sm")
+    with gr.Row():
+        w["code"] = gr.Number(value=0, precision=0, minimum=0, label="Code to paint",
+                              info="or click a code in the atlas")
+        w["paint"] = gr.Button("Paint selected cells")
+        w["temperature"] = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature")
+        w["seed"] = seed_box()
+    with gr.Row():
+        w["regenerate"] = gr.Button("Regenerate selected cells (learned prior)", variant="primary")
+        w["new_uniform"] = gr.Button("New grid: uniform prior")
+        w["new_learned"] = gr.Button("New grid: learned prior")
+    return w
+
+
+def _layout(registry: ModelRegistry, datasets: list[str], ds0: str) -> Widgets:
     explanation(explain.CODE_GRID)
     with gr.Row():
         with gr.Column(scale=2, min_width=280):
@@ -91,63 +145,52 @@ def build_code_grid(registry: ModelRegistry, datasets: list[str], ds0: str,
             model = model_picker(mv.picker(registry, ds0, mv.CODE_GRID), "VQ-VAE")
             panel = input_panel("Encode an image into a code grid", ds0, height=180, example=16)
         with gr.Column(scale=4, min_width=420):
-            with gr.Row():
-                grid = code_table()
-                decoded = gr.Image(label="Decoded", type="numpy", format="png", interactive=False,
-                                   height=250, elem_classes="pixelated", scale=2)
-            with gr.Row():
-                with gr.Column(scale=3):
-                    gr.Markdown("**Coloured map**: one colour per code; click cells to select "
-                                "them (rows and columns count from 0).")
-                    cmap = gr.Image(label="Coloured code map", type="numpy", format="png",
-                                    interactive=False, height=300, show_label=False)
-                with gr.Column(scale=2):
-                    info = gr.Markdown()
-                    cells_in = gr.Textbox(label="Selected cells (row,col; ranges like 0-2,*)",
-                                          placeholder="e.g. 3,4; 5-6,*", max_lines=1)
-                    clear = gr.Button("Clear selection", size="sm")
-            with gr.Row():
-                code_in = gr.Number(value=0, precision=0, minimum=0, label="Code to paint",
-                                    info="or click a code in the atlas")
-                paint = gr.Button("Paint selected cells")
-                temp = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature")
-                seed_in = seed_box()
-            with gr.Row():
-                regen = gr.Button("Regenerate selected cells (learned prior)", variant="primary")
-                new_uniform = gr.Button("New grid: uniform prior")
-                new_learned = gr.Button("New grid: learned prior")
+            editor = _editor()
     gr.Markdown("**Codebook atlas**: each code decoded alone (a grid filled with it), "
                 "labelled *index:count* over the test set; red = dead code. Click a code to "
                 "paint with it.")
     atlas = gr.Image(label="Codebook atlas", type="numpy", format="png", interactive=False,
                      show_label=False)
+    return Widgets(dataset=dataset, model=model, panel=panel, atlas=atlas, **editor)
 
-    a = Adapters(registry)
-    fn = {name[3:]: friendly(getattr(a, name)) for name in dir(a) if name.startswith("on_")}
-    redraw = ([grid, model, cells_in], [decoded, cmap, info])
-    grid.change(fn["decode"], *redraw, api_name="code_decode", trigger_mode="always_last",
-                show_progress="hidden")
-    cells_in.submit(fn["decode"], *redraw, api_name="code_select", api_visibility="private")
-    clear.click(lambda: "", None, [cells_in], api_name="code_clear", api_visibility="private") \
+
+def _wire_editor(fn: dict[str, Any], w: Widgets) -> None:
+    redraw = ([w.grid, w.model, w.cells], [w.decoded, w.cmap, w.info])
+    w.grid.change(fn["decode"], *redraw, api_name="code_decode", trigger_mode="always_last",
+                  show_progress="hidden")
+    w.cells.submit(fn["decode"], *redraw, api_name="code_select", api_visibility="private")
+    w.clear.click(lambda: "", None, [w.cells], api_name="code_clear", api_visibility="private") \
         .then(fn["decode"], *redraw, api_name="code_clear_redraw", api_visibility="private")
-    cmap.select(fn["map_click"], [cells_in], [cells_in], api_name="code_cell_click",
-                api_visibility="private").success(
+    w.cmap.select(fn["map_click"], [w.cells], [w.cells], api_name="code_cell_click",
+                  api_visibility="private").success(
         fn["decode"], *redraw, api_name="code_click_redraw", api_visibility="private",
         show_progress="hidden")
-    paint.click(fn["paint"], [grid, model, cells_in, code_in], [grid], api_name="code_paint")
-    regen.click(fn["regenerate"], [grid, model, cells_in, temp, seed_in], [grid],
-                api_name="code_regenerate")
-    new_uniform.click(fn["uniform"], [model, temp, seed_in], [grid], api_name="code_sample_uniform")
-    new_learned.click(fn["learned"], [model, temp, seed_in], [grid], api_name="code_sample_learned")
-    model.change(fn["model"], [model, grid, panel.seen], [atlas, grid], api_name="code_atlas")
-    tab.select(fn["model"], [model, grid, panel.seen], [atlas, grid], api_name="code_tab",
+    w.paint.click(fn["paint"], [w.grid, w.model, w.cells, w.code], [w.grid], api_name="code_paint")
+    w.regenerate.click(fn["regenerate"], [w.grid, w.model, w.cells, w.temperature, w.seed],
+                       [w.grid], api_name="code_regenerate")
+    w.new_uniform.click(fn["uniform"], [w.model, w.temperature, w.seed], [w.grid],
+                        api_name="code_sample_uniform")
+    w.new_learned.click(fn["learned"], [w.model, w.temperature, w.seed], [w.grid],
+                        api_name="code_sample_learned")
+
+
+def build_code_grid(registry: ModelRegistry, datasets: list[str], ds0: str,
+                    tab: gr.Tab) -> CodeGridHandles:
+    w = _layout(registry, datasets, ds0)
+    a = Adapters(registry)
+    fn = {name[3:]: friendly(getattr(a, name)) for name in dir(a) if name.startswith("on_")}
+    _wire_editor(fn, w)
+    w.model.change(fn["model"], [w.model, w.grid, w.panel.seen], [w.atlas, w.grid],
+                   api_name="code_atlas")
+    tab.select(fn["model"], [w.model, w.grid, w.panel.seen], [w.atlas, w.grid], api_name="code_tab",
                api_visibility="private")
-    atlas.select(fn["atlas_click"], [model], [code_in], api_name="code_pick",
-                 api_visibility="private")
-    events = wire_input(panel, dataset, InputApi("code", "code_upload"))
+    w.atlas.select(fn["atlas_click"], [w.model], [w.code], api_name="code_pick",
+                   api_visibility="private")
+    events = wire_input(w.panel, w.dataset, InputApi("code", "code_upload"))
     for source, event in events.items():
         public = source == "upload"
-        event.success(fn["encode"], [panel.seen, model], [grid],
+        event.success(fn["encode"], [w.panel.seen, w.model], [w.grid],
                       api_name="code_encode" if public else f"code_encode_{source}",
                       api_visibility="public" if public else "private")
-    return CodeGridHandles("code", dataset, [(model, mv.CODE_GRID)], [panel], None, model, grid)
+    return CodeGridHandles("code", w.dataset, [(w.model, mv.CODE_GRID)], [w.panel], None,
+                           w.model, w.grid)

@@ -23,6 +23,20 @@ from latentlab.views import interpolate as view
 from latentlab.views import models as mv
 
 
+def _results() -> list:
+    """Strip, density chart, GIF (shown and as a file) and the note, in output order."""
+    strips = gr.Image(label="Decoded paths (one row per model and space)", type="numpy",
+                      format="png", interactive=False, show_label=True)
+    with gr.Row():
+        density = gr.Plot(label="Prior log-density along the path")
+        with gr.Column():
+            gif = gr.Image(label="Animated strip (GIF)", type="filepath", interactive=False,
+                           height=240)
+            gif_file = gr.File(label="Download the GIF")
+    note = gr.Markdown(elem_classes="ll-note")
+    return [strips, density, gif, gif_file, note]
+
+
 def build_interpolate(registry: ModelRegistry, datasets: list[str], ds0: str,
                       tab: gr.Tab) -> TabHandles:
     explanation(explain.INTERPOLATE)
@@ -40,15 +54,7 @@ def build_interpolate(registry: ModelRegistry, datasets: list[str], ds0: str,
             base = gr.Checkbox(True, label="Flow-prior models: also through the base space z*")
             binar = gr.Radio(BINARIZE_CHOICES, value="threshold", label="Input pixels (VAEs)")
             run = gr.Button("Interpolate", variant="primary")
-    strips = gr.Image(label="Decoded paths (one row per model and space)", type="numpy",
-                      format="png", interactive=False, show_label=True)
-    with gr.Row():
-        density = gr.Plot(label="Prior log-density along the path")
-        with gr.Column():
-            gif = gr.Image(label="Animated strip (GIF)", type="filepath", interactive=False,
-                           height=240)
-            gif_file = gr.File(label="Download the GIF")
-    note = gr.Markdown(elem_classes="ll-note")
+    outputs = _results()
 
     @friendly
     def on_interpolate(image_a: Any, image_b: Any, models: list[str], steps: float, method: str,
@@ -58,7 +64,6 @@ def build_interpolate(registry: ModelRegistry, datasets: list[str], ds0: str,
         return out.strip, plot(out.density), out.gif, out.gif_file, out.note
 
     inputs = [panel_a.seen, panel_b.seen, models, steps_in, method_in, base, binar]
-    outputs = [strips, density, gif, gif_file, note]
     run.click(on_interpolate, inputs, outputs, api_name="interpolate")
     tab.select(on_interpolate, inputs, outputs, api_name="interpolate_tab",
                api_visibility="private")

@@ -34,6 +34,23 @@ class ReconstructHandles(TabHandles):
     vq_state: gr.State | None = None
 
 
+def _results() -> tuple:
+    """Gallery, table, posterior plot, VQ code map with its button, and the note."""
+    recon = gr.Gallery(label="VAE input (binarized) and each model's reconstruction",
+                       columns=4, height=230, allow_preview=False, format="png",
+                       elem_classes="gallery-pixelated", object_fit="contain")
+    table = gr.Dataframe(label="ELBO terms (nats; higher log p is better)",
+                         headers=["quantity", "model", "meaning"], interactive=False, wrap=True)
+    post = gr.Plot(label="Posterior q(z|x)")
+    with gr.Row():
+        codes = gr.Image(label="VQ-VAE code grid of the input", type="numpy", format="png",
+                         interactive=False, height=300, visible=False, show_label=False)
+        open_button = gr.Button("VQ-VAE: open this 7×7 code grid in the Code grid tab ↗",
+                                visible=False)
+    note = gr.Markdown(elem_classes="ll-note")
+    return recon, table, post, codes, open_button, note
+
+
 def build_reconstruct(registry: ModelRegistry, datasets: list[str], ds0: str) -> ReconstructHandles:
     explanation(explain.RECONSTRUCT)
     with gr.Row():
@@ -49,19 +66,7 @@ def build_reconstruct(registry: ModelRegistry, datasets: list[str], ds0: str) ->
                 seed_in = seed_box()
             run = gr.Button("Reconstruct", variant="primary")
         with gr.Column(scale=3, min_width=400):
-            recon = gr.Gallery(label="VAE input (binarized) and each model's reconstruction",
-                               columns=4, height=230, allow_preview=False, format="png",
-                               elem_classes="gallery-pixelated", object_fit="contain")
-            table = gr.Dataframe(label="ELBO terms (nats; higher log p is better)",
-                                 headers=["quantity", "model", "meaning"], interactive=False,
-                                 wrap=True)
-            post = gr.Plot(label="Posterior q(z|x)")
-            with gr.Row():
-                codes = gr.Image(label="VQ-VAE code grid of the input", type="numpy", format="png",
-                                 interactive=False, height=300, visible=False, show_label=False)
-                open_button = gr.Button("VQ-VAE: open this 7×7 code grid in the Code grid tab ↗",
-                                        visible=False)
-            note = gr.Markdown(elem_classes="ll-note")
+            recon, table, post, codes, open_button, note = _results()
     vq_state = gr.State(None)
 
     @friendly

@@ -43,7 +43,11 @@ WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
 
 @dataclass
 class CheckpointInfo:
-    """What a checkpoint folder says about its model besides the weights."""
+    """What a checkpoint folder says about its model besides the weights.
+
+    >>> CheckpointInfo(Path("checkpoints/mnist-vqvae"), "vqvae", None).name
+    'mnist-vqvae'
+    """
 
     path: Path
     kind: str

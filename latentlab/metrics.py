@@ -49,7 +49,12 @@ ACTIVE_UNIT_THRESHOLD = 0.01  # the IWAE paper's threshold on Cov_x(E_q[z_d])
 
 
 class ElboTerms(NamedTuple):
-    """Per-image ELBO parts and the posterior parameters they came from."""
+    """Per-image ELBO parts and the posterior parameters they came from.
+
+    >>> ElboTerms(torch.tensor([80.0]), torch.tensor([20.0]), torch.zeros(1, 2),
+    ...           torch.zeros(1, 2)).elbo
+    tensor([-100.])
+    """
 
     rec_nll: torch.Tensor   # (N,) -E_q log p_theta(x|z), averaged over S samples
     kl: torch.Tensor        # (N,) KL(q_phi(z|x) || p(z)): analytic (N(0, I)) or S-sample MC (flow)

@@ -42,7 +42,15 @@ __all__ = ["STEPS", "TrainConfig", "Trainer", "after_training", "device_descript
 
 @dataclass
 class TrainConfig:
-    """How to train (the model's own config says what to build)."""
+    """How to train (the model's own config says what to build).
+
+    >>> TrainConfig(epochs=2, subset=256).val_size
+    10000
+    >>> TrainConfig(keep_best=True, val_size=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: keep_best chooses an epoch on validation: it needs val_size > 0
+    """
 
     dataset: str = "mnist"
     model: str = "vae"                 # vae | vqvae | classifier

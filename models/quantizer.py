@@ -38,6 +38,13 @@ from torch import nn
 
 
 class QuantizerOutput(NamedTuple):
+    """What ``VectorQuantizer.forward`` returns: the snapped grid, its codes and the losses.
+
+    >>> out = VectorQuantizer(4, 2, kmeans_init=False).eval()(torch.randn(1, 2, 3, 3))
+    >>> out.indices.shape, out.perplexity.item() <= 4
+    (torch.Size([1, 3, 3]), True)
+    """
+
     z_q: torch.Tensor          # (B, D, H, W) quantized grid with straight-through gradient
     indices: torch.Tensor      # (B, H, W) long, chosen code per cell
     codebook: torch.Tensor     # scalar: mean ||sg[z_e] - e||^2 per element

@@ -48,7 +48,15 @@ from models.quantizer import VectorQuantizer
 
 @dataclass
 class VQVAEConfig:
-    """Everything needed to rebuild a VQ-VAE (and its code prior) from ``config.json``."""
+    """Everything needed to rebuild a VQ-VAE (and its code prior) from ``config.json``.
+
+    >>> VQVAEConfig(num_codes=64).prior_epochs
+    4
+    >>> VQVAEConfig(prior_dim=10, prior_heads=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: prior_dim (10) must be divisible by prior_heads (4)
+    """
 
     dataset: str = "mnist"
     num_codes: int = 128      # K: enough for strokes/edges of 7x7 cells, small for the prior
@@ -95,6 +103,14 @@ class VQVAEConfig:
 
 
 class VQVAEOutput(NamedTuple):
+    """What ``VQVAE.forward`` returns: the training loss, its parts and the batch's codes.
+
+    >>> out = VQVAE(VQVAEConfig(num_codes=8, code_dim=4, channels=4, prior_dim=16,
+    ...                         prior_layers=1, prior_heads=2)).eval()(torch.rand(2, 1, 28, 28))
+    >>> out.x_hat.shape, out.z_e.shape
+    (torch.Size([2, 1, 28, 28]), torch.Size([2, 4, 7, 7]))
+    """
+
     loss: torch.Tensor        # scalar: recon + codebook (unless EMA) + beta * commitment
     recon: torch.Tensor       # scalar: mean squared error per pixel of the unclamped mean
     codebook: torch.Tensor    # scalar: mean ||sg[z_e] - e||^2 per element

@@ -6,8 +6,10 @@
 The whole training set sits on the training device as one tensor; each epoch is a random
 permutation cut into batches, and VAE batches are binarized afresh (dynamic binarization).
 ``Trainer`` runs one epoch at a time and can save/restore its full state, which is what the
-app's Train tab and the ZeroGPU chunking use. Under ``torchrun`` each rank trains on its
-shard of every permutation with DistributedDataParallel and rank 0 writes the checkpoint.
+app's Train tab and the ZeroGPU chunking use. After the last epoch ``after_training`` runs
+what follows by model kind (a VQ-VAE's code prior is fitted by ``latentlab.fit_prior``).
+Under ``torchrun`` each rank trains on its shard of every permutation with
+DistributedDataParallel and rank 0 writes the checkpoint.
 """
 
 from __future__ import annotations

@@ -157,6 +157,19 @@ def _empirical(values: Any) -> Density:
     return Density(v, cum, None, cx, cy, DENSITIES["vq-vae"])
 
 
+def coordinate_values(z_e: Any, channel: Any) -> np.ndarray:
+    """One coordinate d of a VQ-VAE's encoder outputs z_e (B, D, H, W) -> (B*H*W,) values.
+
+    >>> coordinate_values(np.zeros((2, 3, 7, 7)), 1).shape
+    (98,)
+    """
+    z = np.asarray(z_e, np.float64)
+    if z.ndim != 4:
+        raise InputError(f"expected encoder outputs of shape (B, D, H, W), got {z.shape}")
+    d = check_int("coordinate d", channel, 0, z.shape[1] - 1)
+    return z[:, d].ravel()                                                   # (B, H, W) -> (B*H*W,)
+
+
 def make_density(kind: str, values: Any = None) -> Density:
     """The density a panel quantizes; ``values`` (a 1-D array) only for ``"vq-vae"``."""
     check_choice("density", kind, tuple(DENSITIES))

@@ -214,6 +214,18 @@ def vq2d_panel(k: int = 8, init: str = "k-means++", seed: int = 0) -> VQ2DOutput
     return VQ2DOutputs(fig, summary, dead, history)
 
 
+def encoder_vectors(z_e: Any) -> np.ndarray:
+    """A VQ-VAE's encoder grid (B, D, H, W) as the (B*H*W, D) vectors it quantizes.
+
+    >>> encoder_vectors(np.zeros((2, 4, 7, 7))).shape
+    (98, 4)
+    """
+    z = np.asarray(z_e, np.float64)
+    if z.ndim != 4:
+        raise InputError(f"expected encoder outputs of shape (B, D, H, W), got {z.shape}")
+    return np.moveaxis(z, 1, -1).reshape(-1, z.shape[1])                     # (B, H, W, D) -> (B*H*W, D)
+
+
 def pca_plane(z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """Mean (D,), top-2 principal directions (D, 2), share of variance they explain.
 

@@ -143,8 +143,6 @@ codebook vectors $e_k$ with encoder outputs $z_e$ around them, coloured by the c
 snap to: quantization cuts the space into Voronoi cells around the codes.
 """
 
-TRAIN = r"""
-Training maximises the average ELBO (VAEs) or minimises reconstruction + codebook +
+TRAIN = r"""Training maximises the average ELBO (VAEs) or minimises reconstruction + codebook +
 commitment loss (VQ-VAE, then its code prior is fitted by maximum likelihood on the codes
-of the training images).
-"""
+of the training images)."""

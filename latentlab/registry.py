@@ -60,7 +60,12 @@ def _sha(path: Path) -> str:
 
 @dataclass
 class ModelEntry:
-    """A checkpoint folder as listed (config and metrics read, weights not yet loaded)."""
+    """A checkpoint folder as listed (config and metrics read, weights not yet loaded).
+
+    >>> e = ModelRegistry(REPO / "checkpoints").entry("mnist-flow-z2")
+    >>> e.kind, e.dataset, e.latent_dim, e.prior
+    ('vae', 'mnist', 2, 'realnvp')
+    """
 
     name: str
     path: Path
@@ -95,7 +100,12 @@ class ModelEntry:
 
 @dataclass
 class LoadedModel:
-    """A model in memory with its per-model cache (test-set posteriors, atlas, ...)."""
+    """A model in memory with its per-model cache (test-set posteriors, atlas, ...).
+
+    >>> lm = ModelRegistry(REPO / "checkpoints").get("mnist-vqvae")
+    >>> lm.memo("answer", lambda: 42), lm.memo("answer", lambda: 0)
+    (42, 42)
+    """
 
     entry: ModelEntry
     model: torch.nn.Module
@@ -279,6 +289,10 @@ class LatentData:
 
     Read from ``assets/latent/NAME.npz`` when it matches the weights, else computed live
     on the first ``LIVE_SUBSET`` binarized test images (needs the data set on disk).
+
+    >>> ld = latent_data(ModelRegistry(REPO / "checkpoints"), "mnist-vae-z2")
+    >>> ld.mu.shape[1], ld.source.startswith("assets/")
+    (2, True)
     """
 
     mu: np.ndarray                 # (N, D) posterior means
@@ -293,7 +307,12 @@ class LatentData:
 
 @dataclass
 class CodeData:
-    """A VQ-VAE's test-set code usage and a sample of encoder outputs z_e."""
+    """A VQ-VAE's test-set code usage and a sample of encoder outputs z_e.
+
+    >>> cd = code_data(ModelRegistry(REPO / "checkpoints"), "mnist-vqvae")
+    >>> len(cd.counts), len(cd.z_e) == len(cd.z_e_code)
+    (128, True)
+    """
 
     counts: np.ndarray             # (K,) how often each code is chosen over the test images
     z_e: np.ndarray                # (M, D) encoder output vectors (a random subset of cells)

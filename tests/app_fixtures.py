@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from latentlab.checkpoint import save_checkpoint
-from models import MODEL_KINDS
 from models.classifier import Classifier, ClassifierConfig
 from models.vae import VAE, VAEConfig
+from models.vqvae import VQVAE, VQVAEConfig
 
 TINY_VAE = {"channels": 4, "hidden": 16, "flow_layers": 2, "flow_hidden": 8}
 TINY_VQ = {"num_codes": 16, "code_dim": 4, "channels": 4, "prior_dim": 16, "prior_layers": 1,
@@ -41,11 +41,8 @@ def make_tiny_checkpoints(folder: Path, evaluate: bool = True) -> dict[str, Path
         model, _ = load_checkpoint(out["mnist-vae-z4"])
         update_metrics(out["mnist-vae-z4"], evaluate_model(
             model, "vae", "mnist", EvalConfig(k=4, limit=64, samples=0, progress=False)))
-    if "vqvae" in MODEL_KINDS:
-        cfg_cls, model_cls = MODEL_KINDS["vqvae"]
-        cfg = cfg_cls(**TINY_VQ)
-        out["mnist-vqvae"] = save_checkpoint(folder / "mnist-vqvae", model_cls(cfg).eval(),
-                                             "vqvae", cfg, {})
+    cfg = VQVAEConfig(**TINY_VQ)
+    out["mnist-vqvae"] = save_checkpoint(folder / "mnist-vqvae", VQVAE(cfg).eval(), "vqvae", cfg, {})
     ccfg = ClassifierConfig(channels=4, features=8)
     out["mnist-classifier"] = save_checkpoint(folder / "mnist-classifier",
                                               Classifier(ccfg).eval(), "classifier", ccfg, {})

@@ -54,7 +54,7 @@ def friendly(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except UserError as exc:
             LOG.info("%s: %s: %s", fn.__name__, type(exc).__name__, exc)
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
     return wrapper
 
 
@@ -116,7 +116,9 @@ class ImageUpload(gr.Image):
         try:
             return super().preprocess(payload)
         except Exception as exc:  # Gradio's own decoding of a data URL: say what failed
-            raise gr.Error(f"cannot read this image ({type(exc).__name__}: {exc})") from exc
+            LOG.info("upload: cannot read this image: %s: %s", type(exc).__name__, exc)
+            raise gr.Error(f"cannot read this image ({type(exc).__name__}: {exc})",
+                           print_exception=False) from exc
 
 
 @dataclass
@@ -172,7 +174,11 @@ def from_example(dataset: str, evt: gr.SelectData) -> Any:
 
 @dataclass(frozen=True)
 class InputApi:
-    """The API names of a panel's three input events, and whether the upload is public."""
+    """The API names of a panel's three input events, and whether the upload is public.
+
+    >>> InputApi("rec", "prepare", public_upload=True).upload
+    'prepare'
+    """
 
     key: str                          # prefix of the private names: KEY_draw, KEY_pick
     upload: str                       # the upload event's name

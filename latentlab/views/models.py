@@ -70,7 +70,12 @@ DefaultRule = Callable[[ModelRegistry, str], Any]
 
 @dataclass(frozen=True)
 class PickerSpec:
-    """A model picker: the kinds it lists, a "(none)" entry or not, and its default."""
+    """A model picker: the kinds it lists, a "(none)" entry or not, and its default.
+
+    >>> spec = PickerSpec(("vqvae",), lambda registry, dataset: None, allow_none=True)
+    >>> spec.kinds, spec.allow_none
+    (('vqvae',), True)
+    """
 
     kinds: tuple[str, ...]
     default: DefaultRule

@@ -34,6 +34,14 @@ from latentlab.views.traversal import compose
 
 N_MAX, PLOT_POINTS, MAX_SEED = 64, 1000, 2**31 - 1
 
+EXPLAIN = r"""
+**Why an autoencoder is no generative model.** A plain autoencoder trains $\mathbf{z} = \boldsymbol{\mu}_{\phi}(\mathbf{x})$ on reconstruction alone: nothing says where the codes should lie, so they fill some odd region of their own. Decoding $\mathbf{z} \sim \mathcal{N}(0, I)$ then mostly lands where the decoder never saw a code. The VAE pays $\text{KL}(q_{\phi}(\mathbf{z}|\mathbf{x}) \| p(\mathbf{z}))$ for every image; averaged over the data this includes $\text{KL}(q_{\text{agg},\phi}(\mathbf{z}) \| p(\mathbf{z}))$, which pulls the aggregated posterior onto the prior, so prior samples decode to digits.
+
+The table compares per-coordinate mean and standard deviation with 0 and 1 (for the VAE: of $q_{\text{agg},\phi}$, i.e. the spread of the means plus the average posterior variance), and the summary gives the KL of the moment-matched Gaussian,
+$$\text{KL}(\mathcal{N}(\mathbf{m}, \text{diag}\,\mathbf{s}^2) \| \mathcal{N}(0, I)) = \tfrac{1}{2}\sum_{d} \left(s_d^2 + m_d^2 - 1 - \log s_d^2\right).$$
+For more than two coordinates the scatter shows the first two principal directions of each cloud (no centring, so $\mathcal{N}(0, I)$ stays $\mathcal{N}(0, I)$). Both decoders get the same $\mathcal{N}(0, I)$ draws.
+"""
+
 
 @dataclass
 class Outputs:

@@ -37,6 +37,19 @@ DECODES_PER_CALL = 512            # CPU sweet spot (see latentlab.metrics.DECODE
 MAX_SEED = 2**31 - 1
 COLORS = {"naive": "#d62728", "elbo": "#1f77b4", "iwae": "#2ca02c"}
 
+EXPLAIN = r"""
+**How loose is the ELBO for this image?** For one image $\mathbf{x}$,
+$$\log p_{\theta}(\mathbf{x}) = \mathcal{L}_{\phi,\theta}(\mathbf{x}) + \text{KL}(q_{\phi}(\mathbf{z}|\mathbf{x}) \| p_{\theta}(\mathbf{z}|\mathbf{x})),$$
+so the ELBO misses $\log p_\theta(\mathbf{x})$ by the KL between the encoder and the true posterior.
+With importance weights $w_k = \frac{p_{\theta}(\mathbf{x}|\mathbf{z}_k)\, p(\mathbf{z}_k)}{q_{\phi}(\mathbf{z}_k|\mathbf{x})}$ the panel compares three estimates as the number of samples $K$ grows:
+
+* **prior sampling** $\log \frac{1}{K}\sum_{k} p_{\theta}(\mathbf{x}|\mathbf{z}_k)$, $\mathbf{z}_k \sim p(\mathbf{z})$: the average inside the log is unbiased for $p_\theta(\mathbf{x})$, but almost no prior draw explains this particular digit, so the estimate crawls up far below the others;
+* **ELBO** $\frac{1}{K}\sum_{k} \log w_k$, $\mathbf{z}_k \sim q_{\phi}(\mathbf{z}|\mathbf{x})$: more samples only shrink its noise, its mean stays put;
+* **IWAE bound** $\mathcal{L}_K = \log \frac{1}{K}\sum_{k} w_k$, $\mathbf{z}_k \sim q_{\phi}(\mathbf{z}|\mathbf{x})$: $\mathbb{E}\,\mathcal{L}_1$ is the ELBO, $\mathbb{E}\,\mathcal{L}_K$ never decreases in $K$ and tends to $\log p_\theta(\mathbf{x})$.
+
+Hence $\mathcal{L}_{K} - \text{ELBO}$ at the largest $K$ estimates $\text{KL}(q_{\phi}(\mathbf{z}|\mathbf{x}) \| p_{\theta}(\mathbf{z}|\mathbf{x}))$ from below. The digit is binarized at 0.5 (as in the Reconstruct tab); each repeat draws the largest $K$ once and reads every smaller $K$ off its first samples, and the bands span the repeats.
+"""
+
 
 @dataclass
 class GapCurves:

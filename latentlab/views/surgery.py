@@ -40,6 +40,12 @@ MAX_SEED = 2**31 - 1
 SHOWN_RANGE = 15.0          # nats of log density shown below the highest value
 TITLES = ("N(0, I)", "flow prior p_λ(z)", "aggregated posterior q_agg(z) (flow model)")
 
+EXPLAIN = r"""
+**ELBO surgery.** Averaged over the $n$ test images the ELBO splits into three parts:
+$$\frac{1}{n}\sum_{i=1}^{n} \mathcal{L}_{\phi,\theta}(\mathbf{x}_i) = \underbrace{\frac{1}{n}\sum_{i=1}^{n} \mathbb{E}_{q_{\phi}(\mathbf{z}|\mathbf{x}_i)} \log p_{\theta}(\mathbf{x}_i|\mathbf{z})}_{\text{reconstruction}} - \underbrace{\mathbb{I}_q[\mathbf{x}, \mathbf{z}]}_{\text{mutual information}} - \underbrace{\text{KL}(q_{\text{agg},\phi}(\mathbf{z}) \| p(\mathbf{z}))}_{\text{marginal KL}},$$
+with the aggregated posterior $q_{\text{agg},\phi}(\mathbf{z}) = \frac{1}{n}\sum_{i} q_{\phi}(\mathbf{z}|\mathbf{x}_i)$. Only the marginal KL involves the prior, and it vanishes for $p(\mathbf{z}) = q_{\text{agg},\phi}(\mathbf{z})$: the best prior is the aggregated posterior. The heat maps show $\log \mathcal{N}(\mathbf{z}; 0, I)$, the learned flow prior $\log p_{\lambda}(\mathbf{z})$ and $\log q_{\text{agg},\phi}(\mathbf{z})$ of the flow model's encoder on the same grid; the closer the flow prior hugs $q_{\text{agg},\phi}$, the smaller its marginal KL. Below, samples decoded under each prior. The split uses the first 2000 test images (binarized with the evaluation seed), so $\mathbb{I}_q \le \log n$.
+"""
+
 
 @dataclass
 class ModelSummary:

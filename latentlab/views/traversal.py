@@ -36,6 +36,14 @@ COLUMNS_MIN, COLUMNS_MAX = 3, 15
 SPAN = 3.0
 TILE, SCALE, GAP, LABEL_W = 28, 2, 2, 150
 
+EXPLAIN = r"""
+**What does each latent coordinate do?** Encode the digit, keep its posterior mean $\boldsymbol{\mu}_{\phi}(\mathbf{x})$ and shift one coordinate at a time, $z_d = \mu_d + t$ with $t \in [-3, 3]$, decoding every point with $p_{\theta}(\mathbf{x}|\mathbf{z})$. Rows are sorted by the coordinate's average KL over test images, $\frac{1}{n}\sum_{i} \text{KL}(q_{\phi}(z_d|\mathbf{x}_i) \| \mathcal{N}(0, 1))$, largest first. A coordinate with KL below 0.01 nats, or whose posterior mean hardly moves across images ($\text{Var}_{\mathbf{x}}\,\mathbb{E}_{q}[z_d] < 0.01$), is **inactive**: it carries no information about $\mathbf{x}$ and its row stays flat. For a flow prior the walk happens in the base space $\mathbf{z}^* = f_{\lambda}(\mathbf{z})$, where the prior is $\mathcal{N}(0, I)$, and each point is mapped back with $g_{\lambda} = f_{\lambda}^{-1}$.
+
+**$\beta$-VAE.** Weighting the KL term,
+$$\mathbb{E}_{q_{\phi}(\mathbf{z}|\mathbf{x})} \log p_{\theta}(\mathbf{x}|\mathbf{z}) - \beta\, \text{KL}(q_{\phi}(\mathbf{z}|\mathbf{x}) \| p(\mathbf{z})),$$
+trades **rate** (the KL, nats of information the code carries) against **distortion** (the reconstruction NLL). A larger $\beta$ lowers the rate, blurs reconstructions and switches more coordinates off.
+"""
+
 
 @dataclass
 class Outputs:

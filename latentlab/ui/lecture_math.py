@@ -69,7 +69,6 @@ def _vq_outputs(loaded: LoadedModel) -> np.ndarray:
 def _build_gumbel(registry: ModelRegistry) -> None:
     first = gv.gumbel_panel("peaked K=3", 0.5, 1000, 0)
     with gr.Accordion("Gumbel-max and Gumbel-softmax", open=False):
-        gr.Markdown(gv.EXPLAIN, latex_delimiters=explain.LATEX)
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
                 logits = gr.Dropdown(list(gv.PRESETS), value="peaked K=3", allow_custom_value=True,
@@ -84,6 +83,7 @@ def _build_gumbel(registry: ModelRegistry) -> None:
                     relaxed = gr.Plot(first.relaxed_figure, show_label=False)
                     entropy = gr.Plot(first.entropy_figure, show_label=False)
                 summary = gr.Markdown(first.summary)
+        gr.Markdown(gv.EXPLAIN, latex_delimiters=explain.LATEX)
 
         @friendly
         def on_gumbel(lg, t, size, s):
@@ -118,7 +118,6 @@ def _build_gumbel_vae(registry: ModelRegistry, tau: gr.Slider, seed: gr.Number) 
 def _build_lloyd(registry: ModelRegistry) -> None:
     first = lv.lloyd_init("gaussian", 4, 0)
     vqs = _choices(registry, ("vqvae",))
-    gr.Markdown(lv.EXPLAIN, latex_delimiters=explain.LATEX)
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
             density = gr.Dropdown([(v, k) for k, v in lv.DENSITIES.items()], value="gaussian", label="density")
@@ -134,6 +133,7 @@ def _build_lloyd(registry: ModelRegistry) -> None:
         with gr.Column(scale=4):
             fig = gr.Plot(first.figure, show_label=False)
             summary = gr.Markdown(first.summary)
+    gr.Markdown(lv.EXPLAIN, latex_delimiters=explain.LATEX)
     state = gr.State(first.state)
 
     def values(kind, name, d):
@@ -166,7 +166,6 @@ def _build_lloyd(registry: ModelRegistry) -> None:
 def _build_vq2d(registry: ModelRegistry) -> None:
     first = vq.vq2d_panel(8, "k-means++", 0)
     vqs = _choices(registry, ("vqvae",))
-    gr.Markdown(vq.EXPLAIN, latex_delimiters=explain.LATEX)
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
             k = gr.Slider(*vq.K_RANGE, value=8, step=1, label="codes K")
@@ -182,6 +181,7 @@ def _build_vq2d(registry: ModelRegistry) -> None:
         with gr.Column(scale=2):
             code_fig = gr.Plot(show_label=False)
             code_summary = gr.Markdown()
+    gr.Markdown(vq.EXPLAIN, latex_delimiters=explain.LATEX)
 
     @friendly
     def on_kmeans(n_codes, how, s):
@@ -203,7 +203,6 @@ def _build_reparam(registry: ModelRegistry) -> None:
     choices = _choices(registry, ("vae",), _is_2d_gaussian)
     files = examples.example_files("mnist")
     with gr.Accordion("Reparameterization trick", open=False):
-        gr.Markdown(rp.EXPLAIN, latex_delimiters=explain.LATEX)
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
                 model = _model_dropdown(choices, "2-D VAE", "no 2-D VAE checkpoint here")
@@ -218,6 +217,7 @@ def _build_reparam(registry: ModelRegistry) -> None:
                 fig = gr.Plot(show_label=False)
                 images = gr.Image(show_label=False, interactive=False, elem_classes="pixelated", height=130)
                 summary = gr.Markdown()
+        gr.Markdown(rp.EXPLAIN, latex_delimiters=explain.LATEX)
 
     @friendly
     def on_reparam(name, index, n, s):
@@ -231,7 +231,11 @@ def _build_reparam(registry: ModelRegistry) -> None:
 # ----------------------------------------------------------------------------- all panels
 
 def build_math_panels(registry: ModelRegistry) -> None:
-    """The three panels, one accordion each, inside the caller's Blocks/Tab context."""
+    """The three panels, one accordion each, inside the caller's Blocks/Tab context.
+
+    Each panel puts its controls and its result in one row at the top (visible on a
+    1280x720 projector right after the click) and its explanation with the formulas under it.
+    """
     _build_gumbel(registry)
     with gr.Accordion("Quantization: Lloyd-Max (1-D) and vector quantization (2-D)", open=False):
         _build_lloyd(registry)

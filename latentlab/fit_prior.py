@@ -49,7 +49,7 @@ from models.vqvae import VQVAE, VQVAEConfig
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
                 "prior_lr", "prior_batch_size")
 # metrics that describe the prior being replaced; evaluate writes them afresh
-STALE_PREFIXES = ("learned_prior_", "prior_test_nll")
+STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch")
 
 
 # ----------------------------------------------------------------------------- fitting
@@ -59,25 +59,40 @@ def _cosine(total: int, floor: float = 0.05):
     return lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
 
 
-def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig,
-                   seed: int = 0, progress: bool = False) -> float:
-    """Maximum likelihood on code grids (N, 7, 7); returns the last epoch's NLL in bits/code.
+@torch.no_grad()
+def _nll_bits(prior: CodePrior, grids: torch.Tensor, batch_size: int = 500) -> float:
+    """Mean NLL in bits per code of grids (N, 7, 7) under the prior (eval mode)."""
+    was_training = prior.training
+    prior.eval()
+    total = sum(prior.nll_per_code(g).item() * len(g) for g in grids.split(batch_size))
+    prior.train(was_training)
+    return total / max(len(grids), 1) / math.log(2)
+
+
+def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, seed: int = 0,
+                   progress: bool = False, val_grids: torch.Tensor | None = None) -> dict:
+    """Maximum likelihood on code grids (N, 7, 7); returns the train NLL (bits/code) and, with
+    ``val_grids``, the validation NLL after every epoch.
 
     ``config`` gives ``prior_epochs``, ``prior_lr`` and ``prior_batch_size``. AdamW with a
     cosine decay to 5 % of the rate; grids are shuffled every epoch by a ``seed``-ed
-    generator. The prior's weights are trainable only during this call (frozen before and
-    after). With ``prior_epochs = 0`` the prior stays as initialised and NaN is returned.
+    generator. With validation grids the weights of the epoch with the lowest validation NLL
+    are kept (the number of epochs is chosen on validation, never on test). The prior's
+    weights are trainable only during this call. With ``prior_epochs = 0`` the prior stays as
+    initialised and the train NLL is NaN.
     """
     epochs, bs = config.prior_epochs, config.prior_batch_size
+    out: dict = {"train_bits": float("nan"), "val_history": [], "best_epoch": 0}
     if epochs == 0 or len(grids) == 0:
-        return float("nan")
+        return out
     total = epochs * math.ceil(len(grids) / bs)
     opt = torch.optim.AdamW(prior.parameters(), lr=config.prior_lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total))
     gen = torch.Generator().manual_seed(seed)
     prior.requires_grad_(True).train()
+    best: tuple[float, dict] | None = None
     bar = tqdm(total=total, disable=not progress, desc="code prior", mininterval=2.0)
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         order = torch.randperm(len(grids), generator=gen).to(grids.device)
         nll_sum, count = torch.zeros((), device=grids.device), 0
         for idx in order.split(bs):
@@ -89,21 +104,45 @@ def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig,
             nll_sum += nll.detach() * len(idx)
             count += len(idx)
             bar.update(1)
-        bar.set_postfix(bits_per_code=f"{(nll_sum / count).item() / math.log(2):.3f}")
+        out["train_bits"] = (nll_sum / count).item() / math.log(2)
+        if val_grids is not None and len(val_grids):
+            val = _nll_bits(prior, val_grids)
+            out["val_history"].append({"epoch": epoch, "train_bits_per_code": round(out["train_bits"], 4),
+                                       "val_bits_per_code": round(val, 4)})
+            if best is None or val < best[0]:
+                best = (val, {k: v.detach().clone() for k, v in prior.state_dict().items()})
+                out["best_epoch"] = epoch
+        bar.set_postfix(bits_per_code=f"{out['train_bits']:.3f}")
     bar.close()
+    if best is not None:
+        prior.load_state_dict(best[1])
+    else:
+        out["best_epoch"] = epochs
     prior.requires_grad_(False).eval()
-    return (nll_sum / count).item() / math.log(2)
+    return out
 
 
-def fit_prior(model: VQVAE, x: torch.Tensor, seed: int = 0, progress: bool = False) -> dict:
+def fit_prior(model: VQVAE, x: torch.Tensor, seed: int = 0, progress: bool = False,
+              x_val: torch.Tensor | None = None) -> dict:
     """Encode images (N, 1, 28, 28) to code grids and fit ``model.code_prior`` on them;
-    returns the fit's train NLL (bits/code), wall time and grid count for metrics.json."""
+    returns the fit's train (and validation) NLL in bits/code, wall time and grid counts for
+    metrics.json. With ``x_val`` the prior epoch is chosen on validation."""
     start = time.time()
     grids = model.encode_dataset(x)                                          # (N, 7, 7)
-    nll = fit_code_prior(model.code_prior, grids, model.config, seed=seed, progress=progress)
-    return {"prior_train_nll_bits_per_code": round(nll, 4) if math.isfinite(nll) else None,
-            "prior_train_wall_time_s": round(time.time() - start, 1),
-            "prior_train_grids": len(grids)}
+    val_grids = model.encode_dataset(x_val) if x_val is not None and len(x_val) else None
+    fit = fit_code_prior(model.code_prior, grids, model.config, seed=seed, progress=progress,
+                         val_grids=val_grids)
+    train_bits = _nll_bits(model.code_prior, grids) if fit["val_history"] else fit["train_bits"]
+    out = {"prior_train_nll_bits_per_code": round(train_bits, 4) if math.isfinite(train_bits) else None,
+           "prior_train_wall_time_s": round(time.time() - start, 1),
+           "prior_train_grids": len(grids)}
+    if fit["val_history"]:
+        best = fit["val_history"][fit["best_epoch"] - 1]
+        out.update(prior_val_grids=len(val_grids), prior_chosen_epoch=fit["best_epoch"],
+                   prior_val_nll_bits_per_code=best["val_bits_per_code"],
+                   prior_val_history=fit["val_history"],
+                   prior_val_rule="lowest validation NLL (the last 10,000 training images)")
+    return out
 
 
 # ----------------------------------------------------------------------------- refitting
@@ -129,10 +168,11 @@ def _with_new_prior(model: VQVAE, changes: dict) -> VQVAE:
 # ----------------------------------------------------------------------------- public API
 
 def refit_prior(folder: str | os.PathLike, changes: dict, seed: int = 0, subset: int = 0,
-                progress: bool = False, command: str = "") -> dict:
+                progress: bool = False, command: str = "", val_size: int = data.VAL_SIZE) -> dict:
     """Refit the prior of the VQ-VAE in ``folder`` with ``changes`` to its prior settings.
 
-    ``subset`` > 0 fits on the first ``subset`` training images only (for quick tries).
+    ``subset`` > 0 fits on the first ``subset`` training images only (for quick tries); the
+    last ``val_size`` training images are held out and choose the prior's epoch.
     Returns the new metrics.json content (also written). Raises CheckpointError for a
     checkpoint that is not a VQ-VAE, InputError for a setting that is not a prior's and
     ValueError for an invalid value.
@@ -145,9 +185,9 @@ def refit_prior(folder: str | os.PathLike, changes: dict, seed: int = 0, subset:
         raise CheckpointError(f"{info.path}: is a {info.kind!r} checkpoint, not a VQ-VAE")
     torch.manual_seed(seed)  # the fresh prior's initial weights, then its fitting
     model = _with_new_prior(model, changes)
-    x, _ = data.load_split(info.config.dataset, train=True)
+    (x, _), (x_val, _) = data.train_val_split(info.config.dataset, val_size)
     x = x[:subset] if subset > 0 else x                                      # (N, 1, 28, 28)
-    fitted = fit_prior(model, x, seed=seed, progress=progress)
+    fitted = fit_prior(model, x, seed=seed, progress=progress, x_val=x_val)
     metrics = {k: v for k, v in info.metrics.items() if not k.startswith(STALE_PREFIXES)}
     auto = _autoencoder_seconds(info.metrics)
     metrics.update(fitted, prior_command=command, prior_date=dt.datetime.now(dt.UTC).isoformat(
@@ -164,6 +204,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("checkpoint", help="a VQ-VAE checkpoint folder (rewritten in place)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--subset", type=int, default=0, help="first N training images (0 = all)")
+    p.add_argument("--val-size", type=int, default=data.VAL_SIZE,
+                   help="last N training images held out to choose the epoch (0 = none)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
     p.add_argument("--data-root", help="data folder (default $LATENT_LAB_DATA or the cache)")
     p.add_argument("--no-progress", action="store_true")
@@ -182,7 +224,7 @@ def fit_prior_main(argv: list[str] | None = None) -> dict:
     changes = {k: getattr(args, k) for k in PRIOR_FIELDS if getattr(args, k) is not None}
     command = "python -m latentlab.fit_prior " + shlex.join(sys.argv[1:] if argv is None else argv)
     metrics = refit_prior(Path(args.checkpoint), changes, seed=args.seed, subset=args.subset,
-                          progress=not args.no_progress, command=command)
+                          progress=not args.no_progress, command=command, val_size=args.val_size)
     print(f"{args.checkpoint}: prior train NLL {metrics['prior_train_nll_bits_per_code']} "
           f"bits/code in {metrics['prior_train_wall_time_s']} s; now run "
           f"python -m latentlab.evaluate {args.checkpoint}")

@@ -273,7 +273,7 @@ def after_training(trainer: Trainer, progress: bool = False) -> dict:
     if trainer.kind != "vqvae":
         return {}
     return fit_prior(unwrap(trainer.model), trainer.x, seed=trainer.cfg.seed,
-                     progress=progress and trainer.rank == 0)
+                     progress=progress and trainer.rank == 0, x_val=trainer.x_val)
 
 
 def validation_summary(trainer: Trainer, chosen_epoch: int) -> dict:

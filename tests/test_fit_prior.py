@@ -32,7 +32,7 @@ def test_fit_code_prior_learns_structured_grids():
     cfg = VQVAEConfig(**(TINY | {"prior_epochs": 10, "prior_batch_size": 64, "prior_lr": 1e-2}))
     prior = TransformerCodePrior(16, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads)
     before = prior_nll_bits_per_code(prior, grids)
-    bits = fit_code_prior(prior, grids, cfg, seed=0)
+    bits = fit_code_prior(prior, grids, cfg, seed=0)["train_bits"]
     after = prior_nll_bits_per_code(prior, grids)
     assert math.isfinite(bits) and after < before and after < 0.5 * math.log2(16)
     assert not prior.training and not any(p.requires_grad for p in prior.parameters())
@@ -45,10 +45,34 @@ def test_fit_code_prior_is_seeded():
     for _ in range(2):
         torch.manual_seed(0)
         prior = TransformerCodePrior(16, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads)
-        fitted.append((fit_code_prior(prior, grids, cfg, seed=3), prior.state_dict()))
+        fitted.append((fit_code_prior(prior, grids, cfg, seed=3)["train_bits"], prior.state_dict()))
     assert fitted[0][0] == fitted[1][0]
     for name, value in fitted[0][1].items():
         assert torch.equal(value, fitted[1][1][name]), name
+
+
+def test_validation_chooses_the_epoch_with_the_lowest_validation_nll():
+    """Train on one kind of grid, validate on another: later epochs fit the training grids
+    better and the validation grids worse, so an early epoch must be kept."""
+    torch.manual_seed(0)
+    train = torch.randint(8, (256, 1, 1)).expand(256, 7, 7).contiguous()         # constant grids
+    val = torch.randint(8, 16, (64, 7, 7), generator=torch.Generator().manual_seed(2))
+    cfg = VQVAEConfig(**(TINY | {"prior_epochs": 6, "prior_batch_size": 64, "prior_lr": 1e-2}))
+    prior = TransformerCodePrior(16, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads)
+    out = fit_code_prior(prior, train, cfg, seed=0, val_grids=val)
+    vals = [h["val_bits_per_code"] for h in out["val_history"]]
+    assert len(vals) == 6 and out["best_epoch"] == 1 + vals.index(min(vals))
+    kept = prior_nll_bits_per_code(prior, val)
+    assert kept == pytest.approx(min(vals), abs=1e-3)        # the best epoch's weights are kept
+
+
+def test_fit_prior_with_validation_images_records_the_choice():
+    model = tiny()
+    x = data.load_split("mnist", train=False)[0]
+    out = fit_prior(model, x[:64], seed=0, x_val=x[64:96])
+    assert out["prior_val_grids"] == 32 and 1 <= out["prior_chosen_epoch"] <= model.config.prior_epochs
+    assert out["prior_val_nll_bits_per_code"] == min(
+        h["val_bits_per_code"] for h in out["prior_val_history"])
 
 
 def test_zero_prior_epochs_leave_the_prior_untouched():

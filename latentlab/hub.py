@@ -4,12 +4,12 @@ Only the three files of the checkpoint format travel (``model.safetensors``, ``c
 ``metrics.json``), never a pickle, and a folder is loaded once to check it before an
 upload and after a download. The token comes from the argument or the settings
 (``HF_TOKEN``, read by ``latentlab.settings``).
-Nothing in the app needs this module. The example is not run as a doctest: both calls need
-the Hub (no network in the tests) and a push writes to a real account.
+Nothing in the app needs this module. Both calls talk to the Hub, so their example is
+shown, not run (the tests have no network, and a push writes to a real account):
 
->>> push_checkpoint("checkpoints/user/my-vae", "me/latent-lab-my-vae")    # doctest: +SKIP
->>> pull_checkpoint("me/latent-lab-my-vae", "checkpoints/user")           # doctest: +SKIP
-PosixPath('checkpoints/user/latent-lab-my-vae')
+    push_checkpoint("checkpoints/user/my-vae", "me/latent-lab-my-vae")
+    pull_checkpoint("me/latent-lab-my-vae", "checkpoints/user")
+    # -> PosixPath('checkpoints/user/latent-lab-my-vae')
 """
 
 from __future__ import annotations

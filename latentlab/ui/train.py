@@ -107,13 +107,20 @@ def _build_tab(registry: Any, manager: TrainingManager) -> None:
     _wire(w, manager)
 
 
+SETTINGS = ("dataset", "model", "latent", "beta", "codes", "prior_epochs", "epochs", "subset", "lr",
+            "batch", "bf16", "name", "val_size", "keep_best")  # view.make_spec's order
+
+
 def _wire(w: dict[str, Any], manager: TrainingManager) -> None:
     token = gr.BrowserState("", storage_key="latentlab-train-token")
     seen = gr.State({})
-    settings = [w[k] for k in ("dataset", "model", "latent", "beta", "codes", "prior_epochs",
-                               "epochs", "subset", "lr", "batch", "bf16", "name", "val_size",
-                               "keep_best")]
+    _wire_job(w, manager, token, seen)
+    _wire_settings(w, manager)
 
+
+def _wire_job(w: dict[str, Any], manager: TrainingManager, token: gr.BrowserState,
+              seen: gr.State) -> None:
+    """Start, stop and the timer's poll (no queue limit: they only talk to the manager)."""
     def on_start(tok: str, dataset: str, model: str, latent_dim: float, beta: float | None,
                  num_codes: float, prior_epochs: float, epochs: float, subset: float, lr: float,
                  batch_size: float, bf16: bool, name: str, val_size: float, keep_best: bool,
@@ -128,6 +135,16 @@ def _wire(w: dict[str, Any], manager: TrainingManager) -> None:
     def on_tick(tok: str, seen_: dict) -> tuple:
         return _poll_outputs(view.poll_job(manager, tok, seen_))
 
+    w["start"].click(on_start, [token, *(w[k] for k in SETTINGS)], [token, w["status"]],
+                     api_name="train_start", concurrency_limit=None)
+    w["stop"].click(on_stop, [token], [w["status"]], api_name="train_stop", concurrency_limit=None)
+    shown = [w[k] for k in ("status", "progress", "curves", "grid", "download", "stop")]
+    gr.Timer(POLL_S).tick(on_tick, [token, seen], [*shown, seen], api_name="train_poll",
+                          concurrency_limit=None, show_progress="hidden")
+
+
+def _wire_settings(w: dict[str, Any], manager: TrainingManager) -> None:
+    """Presets, the model's own options, and the note that re-estimates the run's time."""
     def on_settings(*values: Any) -> str:
         return view.settings_note(manager, list(values))
 
@@ -142,18 +159,12 @@ def _wire(w: dict[str, Any], manager: TrainingManager) -> None:
     def to_custom() -> str:  # a hand-edited epoch count or size is no longer the preset
         return view.CUSTOM
 
-    w["start"].click(on_start, [token, *settings], [token, w["status"]], api_name="train_start",
-                     concurrency_limit=None)
-    w["stop"].click(on_stop, [token], [w["status"]], api_name="train_stop", concurrency_limit=None)
-    gr.Timer(POLL_S).tick(
-        on_tick, [token, seen], [w[k] for k in ("status", "progress", "curves", "grid", "download",
-                                                "stop")] + [seen],
-        api_name="train_poll", concurrency_limit=None, show_progress="hidden")
     w["preset"].change(on_preset, [w["preset"]], [w["epochs"], w["subset"], w["batch"],
                                                   w["prior_epochs"]], api_name="train_preset")
     w["model"].change(on_model, [w["model"]], [w["codes"], w["prior_epochs"], w["beta"], w["latent"]],
                       api_name="train_model")
     gr.on([w[k].change for k in ("dataset", "model", "epochs", "subset", "batch", "val_size")],
-          on_settings, settings, [w["note"]], api_name="train_estimate", show_progress="hidden")
+          on_settings, [w[k] for k in SETTINGS], [w["note"]], api_name="train_estimate",
+          show_progress="hidden")
     gr.on([w[k].input for k in ("epochs", "subset", "batch", "prior_epochs")], to_custom, None,
           [w["preset"]], api_name="train_custom", show_progress="hidden")

@@ -67,3 +67,19 @@ def test_gumbel_vae_extra_with_a_tiny_categorical_checkpoint(tmp_path):
     api = build(ModelRegistry(tmp_path, assets=None))
     image, note = api["gumbel_vae"]("mnist-gumbel-tiny", 0.5, 0)
     assert image.dtype == np.uint8 and "4 latents × 5 classes" in note
+
+
+def test_sliders_have_the_ranges_the_views_check(reg):
+    from latentlab.views import gumbel as gv
+    from latentlab.views import lloyd as lv
+    from latentlab.views import reparam as rp
+    from latentlab.views import vq2d as vq
+
+    with gr.Blocks() as demo:
+        build_math_panels(reg)
+    sliders = {b.label: (b.minimum, b.maximum) for b in demo.blocks.values() if isinstance(b, gr.Slider)}
+    assert sliders["temperature τ"] == gv.TAU_RANGE
+    assert sliders["N samples"] == gv.N_RANGE
+    assert sliders["levels L"] == lv.LEVELS_RANGE
+    assert sliders["codes K"] == vq.K_RANGE
+    assert sliders["M samples ε"] == rp.M_RANGE

@@ -125,7 +125,7 @@ def pick(reg: ModelRegistry, kind: str, dim: int | None = None, prior: str | Non
 
 # ----------------------------------------------------------------------------- rows
 
-def service_rows(reg: ModelRegistry, repeats: int) -> list[tuple[str, str, float, int | None]]:
+def view_rows(reg: ModelRegistry, repeats: int) -> list[tuple[str, str, float, int | None]]:
     """(action, model, median ms, target ms) for each view-level action."""
     x = prepare(str(REPO / "assets" / "examples" / "mnist" / "06-3.png"))
     y = prepare(str(REPO / "assets" / "examples" / "mnist" / "14-7.png"))
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> list:
     args = p.parse_args(argv)
     torch.set_num_threads(settings.current().threads)
     reg, shipped = registry_for(None if args.tiny else Path(args.checkpoints))
-    rows = service_rows(reg, args.repeats)
+    rows = view_rows(reg, args.repeats)
     rows += latent_rows(reg.root, max(3, args.repeats // 4), assets=shipped)
     if not args.no_launch:
         rows += launch_rows(reg.root, args.repeats)

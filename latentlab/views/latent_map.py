@@ -60,7 +60,8 @@ def density_grid(prior: torch.nn.Module, extent: float, g: int = DENSITY_GRID) -
     return prior.log_prob(z).view(g, g).numpy()
 
 
-def _reference_prior(model: torch.nn.Module, n: int = 2000) -> np.ndarray:
+def reference_prior(model: torch.nn.Module, n: int = 2000) -> np.ndarray:
+    """n prior samples (n, D) with a fixed seed: what the plane's extent must cover."""
     with torch.inference_mode():
         return model.prior.sample(n, generator=torch.Generator().manual_seed(0)).numpy()
 
@@ -99,7 +100,7 @@ def plane_geometry(registry: ModelRegistry, name: str, projection: str = "auto")
     def build() -> PlaneGeometry:
         ld = latent_data(registry, name)
         if proj == "z":
-            extent = ld.extent or plane_extent(ld.mu, _reference_prior(lm.model))
+            extent = ld.extent or plane_extent(ld.mu, reference_prior(lm.model))
             density = ld.density if ld.density is not None and ld.extent == extent \
                 else density_grid(lm.model.prior, extent)
             view = render.PlaneView(-extent, extent, -extent, extent)

@@ -9,6 +9,7 @@ import pytest
 from app_fixtures import digit
 
 from latentlab.errors import InputError
+from latentlab.preprocess import prepare
 from latentlab.registry import ModelRegistry, code_data, latent_data
 from latentlab.views import code_grid as cg
 from latentlab.views import examples as ex
@@ -67,6 +68,8 @@ def test_status_and_listing(reg, tmp_path):
 def test_examples_and_previews():
     x = ex.load_example("mnist", 6)
     assert x.shape == (224, 224) and x.dtype == np.uint8
+    small = prepare(str(ex.example_files("mnist")[6]))
+    assert small.shape == (28, 28) and np.array_equal(prepare(x), small)  # our upscale is exact
     assert np.array_equal(ex.preview(str(ex.example_files("mnist")[6])), x)
     with pytest.raises(InputError, match="between"):
         ex.load_example("mnist", 99)

@@ -2,7 +2,8 @@
 
 Traversal: encode the image, take its posterior mean mu_phi(x), and move one coordinate at a
 time by t in [-span, span] while the others stay put; decode each point. Rows are ordered by
-the dimension's KL, (1/N) sum_n KL(q_phi(z_d|x_n) || N(0, 1)), largest first; a dimension
+the dimension's KL, (1/N) sum_n KL(q_phi(z_d|x_n) || N(0, 1)) (for a flow prior: of q pushed
+to the base space, moment-matched), largest first; a dimension
 with KL < 0.01 or Var_x(E_q[z_d]) < 0.01 is inactive (it carries no information about x).
 For a flow prior the walk happens in the base space z* = f_lambda(z), where the prior is
 N(0, I): z* = to_base(mu), z*_d += t, z = from_base(z*).
@@ -35,9 +36,10 @@ INACTIVE = 0.01          # KL per dim (nats) and Var_x(E_q[z_d]) thresholds
 COLUMNS_MIN, COLUMNS_MAX = 3, 15
 SPAN = 3.0
 TILE, SCALE, GAP, LABEL_W = 28, 2, 2, 150
+BASE_SAMPLES = 16       # draws per image to moment-match q pushed through a flow
 
 EXPLAIN = r"""
-**What does each latent coordinate do?** Encode the digit, keep its posterior mean $\boldsymbol{\mu}_{\phi}(\mathbf{x})$ and shift one coordinate at a time, $z_d = \mu_d + t$ with $t \in [-3, 3]$, decoding every point with $p_{\theta}(\mathbf{x}|\mathbf{z})$. Rows are sorted by the coordinate's average KL over test images, $\frac{1}{n}\sum_{i} \text{KL}(q_{\phi}(z_d|\mathbf{x}_i) \| \mathcal{N}(0, 1))$, largest first. A coordinate with KL below 0.01 nats, or whose posterior mean hardly moves across images ($\text{Var}_{\mathbf{x}}\,\mathbb{E}_{q}[z_d] < 0.01$), is **inactive**: it carries no information about $\mathbf{x}$ and its row stays flat. For a flow prior the walk happens in the base space $\mathbf{z}^* = f_{\lambda}(\mathbf{z})$, where the prior is $\mathcal{N}(0, I)$, and each point is mapped back with $g_{\lambda} = f_{\lambda}^{-1}$.
+**What does each latent coordinate do?** Encode the digit, keep its posterior mean $\boldsymbol{\mu}_{\phi}(\mathbf{x})$ and shift one coordinate at a time, $z_d = \mu_d + t$ with $t \in [-3, 3]$, decoding every point with $p_{\theta}(\mathbf{x}|\mathbf{z})$. Rows are sorted by the coordinate's average KL over test images, $\frac{1}{n}\sum_{i} \text{KL}(q_{\phi}(z_d|\mathbf{x}_i) \| \mathcal{N}(0, 1))$, largest first. A coordinate with KL below 0.01 nats, or whose posterior mean hardly moves across images ($\text{Var}_{\mathbf{x}}\,\mathbb{E}_{q}[z_d] < 0.01$), is **inactive**: it carries no information about $\mathbf{x}$ and its row stays flat. For a flow prior the walk happens in the base space $\mathbf{z}^* = f_{\lambda}(\mathbf{z})$, where the prior is $\mathcal{N}(0, I)$, and each point is mapped back with $g_{\lambda} = f_{\lambda}^{-1}$; the KL and the variance are then measured there too (samples of $q_{\phi}(\mathbf{z}|\mathbf{x})$ pushed through $f_{\lambda}$, matched by a Gaussian per coordinate).
 
 **$\beta$-VAE.** Weighting the KL term,
 $$\mathbb{E}_{q_{\phi}(\mathbf{z}|\mathbf{x})} \log p_{\theta}(\mathbf{x}|\mathbf{z}) - \beta\, \text{KL}(q_{\phi}(\mathbf{z}|\mathbf{x}) \| p(\mathbf{z})),$$
@@ -90,15 +92,25 @@ def compose(tiles: np.ndarray, labels: list[str] | None = None, scale: int = SCA
 
 
 @torch.no_grad()
-def dimension_stats(model, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Per-dimension KL to N(0, 1) and Var_x(E_q z_d) over ``images`` (N, 1, 28, 28).
+def dimension_stats(model, images: torch.Tensor, samples: int = BASE_SAMPLES,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension KL to N(0, 1) and Var_x(E_q z_d) over ``images`` (N, 1, 28, 28), both in
+    the space the traversal walks.
 
-    The variance is taken in the space the traversal walks (base space for a flow prior).
+    N(0, I) prior: the closed-form KL of q_phi(z_d|x) and the variance of mu_d. Flow prior:
+    q_phi(z|x) pushed to the base space is no Gaussian, so each image's ``samples`` draws
+    z* = f_lambda(z) are moment-matched per coordinate, N(m_d, v_d), and KL(N(m_d, v_d) ||
+    N(0, 1)) and Var_x(m_d) are reported (the base space is where the flow's prior is N(0, I)).
     """
     mus, logvars = zip(*(model.encode(xb) for xb in images.split(500)))
     mu, logvar = torch.cat(mus), torch.cat(logvars)                           # (N, D) each
-    walked = model.prior.to_base(mu)
-    return kl_per_dim(mu, logvar).numpy(), active_units(walked, INACTIVE)[1].numpy()
+    if model.config.prior == "normal":
+        return kl_per_dim(mu, logvar).numpy(), active_units(mu, INACTIVE)[1].numpy()
+    eps = torch.randn((samples, *mu.shape), generator=torch.Generator().manual_seed(seed))
+    z = mu + torch.exp(0.5 * logvar) * eps                                    # (S, N, D)
+    base = model.prior.to_base(z.view(-1, mu.shape[1])).view(z.shape)        # (S, N, D)
+    m, v = base.mean(0), base.var(0).clamp_min(1e-12)                         # (N, D) each
+    return kl_per_dim(m, v.log()).numpy(), active_units(m, INACTIVE)[1].numpy()
 
 
 def _check(model, columns, span) -> tuple[int, float]:

@@ -125,3 +125,19 @@ def test_beta_sweep_without_checkpoints_says_so():
     out = traversal.beta_sweep([{"name": "x", "beta": 1.0}])
     assert out.table == [] and not out.figure.data
     assert "No beta-sweep checkpoint" in out.figure.layout.annotations[0].text
+
+
+def test_flow_stats_are_taken_in_base_space():
+    images = torch.bernoulli(torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(4)))
+    plain = tiny("realnvp")
+    with torch.no_grad():                       # zero last layers: the flow is the identity
+        for layer in plain.prior.couplings:
+            layer.net[-1].weight.zero_()
+            layer.net[-1].bias.zero_()
+        mu, logvar = plain.encode(images)
+    kl, var = traversal.dimension_stats(plain, images, samples=2000)
+    np.testing.assert_allclose(kl, kl_per_dim(mu, logvar).numpy(), atol=0.02)
+    np.testing.assert_allclose(var, mu.var(0).numpy(), rtol=0.05, atol=1e-3)
+    bent = tiny("realnvp")                      # a real flow: the base space differs
+    kl_bent, _ = traversal.dimension_stats(bent, images)
+    assert not np.allclose(kl_bent, kl_per_dim(*bent.encode(images)).detach().numpy(), atol=0.05)

@@ -79,25 +79,31 @@ def _whole(label: str, value: Any, lo: int) -> int:
     return int(number)
 
 
+def _number(label: str, value: Any, strict: bool = True) -> float:
+    """A widget's number as a finite float > 0 (>= 0 when not strict), or an InputError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not ((number > 0 if strict else number >= 0) and number < float("inf")):
+        raise InputError(f"{label} must be {'>' if strict else '>='} 0, got {value!r}")
+    return number
+
+
 def make_spec(dataset: str, model: str, latent_dim: float, beta: float | None,
               num_codes: float, prior_epochs: float, epochs: float, subset: float,
               lr: float, batch_size: float, bf16: bool, name: str,
               val_size: float = VAL_SIZE, keep_best: bool = False) -> JobSpec:
     """The widgets' values as a JobSpec (raises InputError with a readable message)."""
-    try:
-        lr_ok = lr is not None and float(lr) > 0
-    except (TypeError, ValueError):
-        lr_ok = False
-    if not lr_ok:
-        raise InputError(f"the learning rate must be > 0, got {lr!r}")
-    return JobSpec(dataset=dataset, model=model, latent_dim=_whole("latent dimension", latent_dim, 1),
-                   beta=None if beta is None else float(beta),
-                   num_codes=_whole("K", num_codes, 2),
-                   prior_epochs=_whole("code-prior epochs", prior_epochs, 0) if model == "vqvae" else None,
-                   epochs=_whole("epochs", epochs, 1), subset=_whole("training images", subset, 0),
-                   lr=float(lr), batch_size=_whole("batch size", batch_size, 1), bf16=bool(bf16),
-                   val_size=_whole("validation images", val_size, 0), keep_best=bool(keep_best),
-                   name=name or "")
+    return JobSpec(
+        dataset=dataset, model=model, latent_dim=_whole("latent dimension", latent_dim, 1),
+        beta=None if beta is None else _number("beta", beta, strict=False),
+        num_codes=_whole("K", num_codes, 2),
+        prior_epochs=_whole("code-prior epochs", prior_epochs, 0) if model == "vqvae" else None,
+        epochs=_whole("epochs", epochs, 1), subset=_whole("training images", subset, 0),
+        lr=_number("the learning rate", lr), batch_size=_whole("batch size", batch_size, 1),
+        bf16=bool(bf16), val_size=_whole("validation images", val_size, 0),
+        keep_best=bool(keep_best), name=name or "")
 
 
 def preset_values(preset: str) -> tuple[int, int, int, int] | None:

@@ -136,8 +136,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         # -- pickers follow the data set; ↻ picks up new checkpoints ---------------------
         for tab in handles:
             event = wire_dataset(registry, tab)
-            if tab.action is not None:
-                event.then(tab.action.fn, tab.action.inputs, tab.action.outputs,
+            if tab is rec:  # Reconstruct shows the new data set's example reconstructed
+                event.then(rec.action.fn, rec.action.inputs, rec.action.outputs,
                            api_name="dataset_reconstruct", api_visibility="private")
         refresh = picker_refresh(registry, handles)
         list_models = wire_models_panel(registry, panel, refresh)

@@ -164,7 +164,7 @@ def decode_code_grid(registry: ModelRegistry, name: str, grid: Any) -> CodeGridR
     model = _vq(registry, name)
     k = model.config.num_codes
     g = torch.from_numpy(parse_code_grid(grid, k))[None]                    # (1, 7, 7)
-    image = model.decode_indices(g).view(28, 28).numpy()
+    image = model.decode_indices(g).view(28, 28).numpy()                    # (28, 28)
     bits = -model.prior("learned").log_prob(g).item() / math.log(2)
     return CodeGridResult(g[0].numpy(), image, bits, GRID * GRID * math.log2(k), k)
 
@@ -213,7 +213,8 @@ def codebook_atlas(registry: ModelRegistry, name: str) -> tuple[np.ndarray, np.n
     def build():
         k = lm.model.config.num_codes
         grids = torch.arange(k).view(k, 1, 1).expand(k, GRID, GRID)          # (K, 7, 7)
-        images = torch.cat([lm.model.decode_indices(g) for g in grids.split(256)]).view(k, 28, 28)
+        images = torch.cat([lm.model.decode_indices(g) for g in grids.split(256)])
+        images = images.view(k, 28, 28)                                      # (K, 28, 28)
         counts = code_data(registry, name).counts
         return render.atlas(images.numpy(), counts), counts
 

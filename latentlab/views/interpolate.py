@@ -115,7 +115,7 @@ def interpolate(registry: ModelRegistry, name: str, image_a: np.ndarray, image_b
         z = model.prior.from_base(path_points(ends[0], ends[1], t, method))  # (S, D)
     else:
         z = path_points(mu_a, mu_b, t, method)                              # (S, D)
-    images = model.decode_probs(z).view(steps, 28, 28)
+    images = model.decode_probs(z).view(steps, 28, 28)                  # (S, 28, 28)
     return InterpolationResult(name, space, method, t.numpy(), images.numpy(),
                                model.prior.log_prob(z).numpy())
 
@@ -126,8 +126,8 @@ def _interpolate_vq(model, name: str, xa: torch.Tensor, xb: torch.Tensor, t: tor
     d = za.shape[0]
     path = path_points(za.flatten(), zb.flatten(), t, method).view(-1, d, GRID, GRID)  # (S, D, 7, 7)
     codes = model.quantizer.quantize(path)                                  # (S, 7, 7)
-    images = model.decode_indices(codes).view(-1, 28, 28)
-    raw = model.decode(path).view(-1, 28, 28)
+    images = model.decode_indices(codes).view(-1, 28, 28)                   # (S, 28, 28)
+    raw = model.decode(path).view(-1, 28, 28)                               # (S, 28, 28)
     changed = torch.zeros(len(codes), dtype=torch.long)
     changed[1:] = (codes[1:] != codes[:-1]).flatten(1).sum(1)
     log_prior = model.prior("learned").log_prob(codes)

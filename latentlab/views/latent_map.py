@@ -57,7 +57,7 @@ def density_grid(prior: torch.nn.Module, extent: float, g: int = DENSITY_GRID) -
     axis = torch.linspace(-extent, extent, g)
     yy, xx = torch.meshgrid(axis, axis, indexing="ij")
     z = torch.stack([xx.flatten(), yy.flatten()], -1)                       # (g*g, 2)
-    return prior.log_prob(z).view(g, g).numpy()
+    return prior.log_prob(z).view(g, g).numpy()                             # (g, g)
 
 
 def reference_prior(model: torch.nn.Module, n: int = 2000) -> np.ndarray:
@@ -190,7 +190,7 @@ def decode_point(registry: ModelRegistry, name: str, projection: str, u: float, 
         z = latent_data(registry, name).mu[i]
         u, v = map(float, geo.coords[i])
         note = f"UMAP has no inverse: decoded the nearest test posterior mean (#{i})"
-    image = lm.model.decode_probs(torch.from_numpy(z)[None]).view(28, 28).numpy()
+    image = lm.model.decode_probs(torch.from_numpy(z)[None]).view(28, 28).numpy()  # (28, 28)
     log_p = lm.model.prior.log_prob(torch.from_numpy(z)[None]).item()
     return DecodedPoint(image, z, render.mark(img, geo.view, (u, v)),
                         f"{note}; log p(z) = {log_p:.2f}")

@@ -91,7 +91,7 @@ def _vae_reconstruct(model: torch.nn.Module, x: torch.Tensor, k: int,
     iwae = (torch.logsumexp(log_w, 0) - math.log(k)).item()
     numbers = {"rec_nll": -log_px.mean().item(), "kl": (log_q - log_pz).mean().item(),
                "elbo": elbo, "iwae": iwae, "gap": iwae - elbo}
-    image = model.decode_probs(q.mean).view(28, 28).numpy()
+    image = model.decode_probs(q.mean).view(28, 28).numpy()           # (1, 1, 28, 28) -> (28, 28)
     return image, numbers, q.mean[0].numpy(), q.stddev[0].numpy()
 
 
@@ -102,7 +102,7 @@ def _vq_reconstruct(model: torch.nn.Module, x: torch.Tensor) -> tuple[np.ndarray
     numbers = {"mse": (x_hat - x).pow(2).mean().item(),
                "bits_learned": -model.prior("learned").log_prob(codes).item() / math.log(2),
                "bits_uniform": GRID * GRID * math.log2(k)}
-    return x_hat.view(28, 28).numpy(), numbers, codes[0].numpy()
+    return x_hat.view(28, 28).numpy(), numbers, codes[0].numpy()      # (28, 28), (7, 7)
 
 
 @torch.inference_mode()

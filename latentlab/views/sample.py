@@ -86,7 +86,7 @@ def sample_grid(registry: ModelRegistry, name: str, n: int = 64, source: str = "
                              torch.from_numpy(ld.logvar)[idx] + 2 * math.log(temperature))
         images = lm.model.decode_probs(q.rsample(generator=gen))            # (n, 1, 28, 28)
         note = f"q_agg from {ld.source}"
-    images = images.view(n, 28, 28)
+    images = images.view(n, 28, 28)                                         # (n, 1, 28, 28) -> (n, 28, 28)
     result = SampleResult(name, source, images.numpy(), note=note)
     if labels:
         _label(registry, lm.entry.dataset, images, result)

@@ -28,9 +28,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from latentlab import data, service
-from latentlab import latent_view as lv
-from latentlab.service import ModelRegistry
+from latentlab import data
+from latentlab.registry import ModelRegistry, encode_codes, encode_posteriors
+from latentlab.views import latent_map
 
 PER_CLASS = 2
 
@@ -64,13 +64,13 @@ def _umap(mu: np.ndarray, prior_z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def vae_arrays(lm, n: int, with_umap: bool, n_prior: int = 500) -> dict[str, np.ndarray]:
     x = data.binarized_test_set(lm.entry.dataset)[:n]
     _, y = data.load_split(lm.entry.dataset, train=False)
-    mu, logvar = service.encode_posteriors(lm.model, x)
+    mu, logvar = encode_posteriors(lm.model, x)
     out = {"sha": np.array(lm.sha), "mu": mu.astype(np.float16), "logvar": logvar.astype(np.float16),
            "labels": y[:n].numpy().astype(np.uint8)}
     if mu.shape[1] == 2:
-        extent = lv.plane_extent(mu, lv._reference_prior(lm.model))
+        extent = latent_map.plane_extent(mu, latent_map.reference_prior(lm.model))
         out["extent"] = np.array(extent, np.float32)
-        out["density"] = lv.density_grid(lm.model.prior, extent).astype(np.float32)
+        out["density"] = latent_map.density_grid(lm.model.prior, extent).astype(np.float32)
     elif with_umap:
         prior_z = lm.model.prior.sample(n_prior, generator=torch.Generator().manual_seed(1)).numpy()
         out["umap"], out["umap_prior"] = _umap(mu, prior_z)
@@ -80,7 +80,7 @@ def vae_arrays(lm, n: int, with_umap: bool, n_prior: int = 500) -> dict[str, np.
 @torch.inference_mode()
 def vq_arrays(lm) -> dict[str, np.ndarray]:
     x, _ = data.load_split(lm.entry.dataset, train=False)
-    counts, z_e, codes = service.encode_codes(lm.model, x)
+    counts, z_e, codes = encode_codes(lm.model, x)
     return {"sha": np.array(lm.sha), "counts": counts.astype(np.int64),
             "z_e": z_e.astype(np.float16), "z_e_code": codes.astype(np.int16)}
 

@@ -1,6 +1,7 @@
 """Checkpoint folders: round trip, and clear errors for missing / truncated / mismatched files."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,68 @@ def test_checkpoint_error_is_the_user_error_of_errors_py():
 def test_shipped_checkpoints_load(name):
     model, info = load_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints" / name)
     assert info.name == name and not model.training and info.metrics
+
+
+def _write_config(path: Path, **changes) -> None:
+    meta = json.loads((path / "config.json").read_text())
+    meta["config"].update(changes)
+    (path / "config.json").write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("field, value", [("latent_dim", 10**8), ("channels", 10**6),
+                                          ("hidden", 10**9), ("flow_hidden", 10**7)])
+def test_huge_config_is_refused_before_anything_is_allocated(saved, field, value):
+    _, path = saved
+    _write_config(path, **{field: value})
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError, match=f"config.json.*{field} must lie between 0 and"):
+        load_checkpoint(path)
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize("field", ["beta", "prior_lr"])
+def test_non_finite_config_floats_are_refused(tmp_path, field):
+    from models.vqvae import VQVAE, VQVAEConfig
+
+    cfg = VQVAEConfig(num_codes=8, code_dim=4, channels=4, prior_dim=16, prior_layers=1,
+                      prior_heads=2)
+    path = save_checkpoint(tmp_path / "vq", VQVAE(cfg), "vqvae", cfg)
+    (path / "config.json").write_text((path / "config.json").read_text().replace(
+        f'"{field}": {getattr(cfg, field)}', f'"{field}": NaN'))
+    with pytest.raises(CheckpointError, match=f"{field} must be a finite number"):
+        load_checkpoint(path)
+
+
+def test_shapes_are_compared_with_the_header_before_the_data_is_read(saved, monkeypatch):
+    from latentlab import checkpoint
+
+    _, path = saved
+    _write_config(path, hidden=9)  # same names, other shapes
+    monkeypatch.setattr(checkpoint, "load_file", lambda *a, **k: pytest.fail("data was read"))
+    with pytest.raises(CheckpointError, match=r"model.safetensors: tensor shapes do not match "
+                                              r"config.json: .* is \(8,?.*\), the config needs"):
+        load_checkpoint(path)
+
+
+def test_non_finite_weights_are_neither_saved_nor_loaded(tmp_path, saved):
+    from safetensors.torch import save_file
+
+    model, path = saved
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    with pytest.raises(CheckpointError, match="refusing to save non-finite weights"):
+        save_checkpoint(tmp_path / "nan", model, "vae", model.config)
+    assert not (tmp_path / "nan").exists() and not list(tmp_path.glob("nan.tmp-*"))
+    # a file written by something else is refused when loaded
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="weights are not finite"):
+        load_checkpoint(path)
+
+
+def test_check_config_bounds_every_model_kind():
+    from latentlab.checkpoint import CONFIG_LIMITS, check_config
+    from models import MODEL_KINDS
+
+    for config_cls, _ in MODEL_KINDS.values():
+        assert check_config(config_cls()) == config_cls()  # the defaults are inside the limits
+        assert config_cls.__name__ in CONFIG_LIMITS

@@ -25,6 +25,14 @@ import torch
 from latentlab.errors import InputError
 
 MAX_SEED = 2**31 - 1
+# The ranges the widgets offer; the checks below refuse the same values with the same limits,
+# so an API user and a person at the page are told the same thing.
+TEMPERATURE = (0.1, 2.0)        # slider of Sample, Code grid
+MAX_MODELS = 4                  # models side by side (the pickers' max_choices)
+SAMPLE_COUNTS = (16, 36, 64, 100)
+STEPS = (2, 32)                 # interpolation steps
+IMPORTANCE_K = (1, 1000)        # Reconstruct's k
+PRIOR_SAMPLES = (0, 1000)       # Latent space's black rings
 BINARIZE = {
     "threshold": "pixels above 0.5 become 1 (clean strokes)",
     "random": "each pixel is 1 with its grey value as probability (seeded), as in training",
@@ -32,16 +40,31 @@ BINARIZE = {
 }
 
 
+def shown(value: Any) -> str:
+    """A value as a message quotes it: huge numbers and long text shortened.
+
+    >>> shown(10**300), shown(2.5), shown(np.int64(7)), shown("x" * 100)[-5:]
+    ('1e+300', '2.5', '7', 'xx...')
+    """
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        f = float(value) if abs(value) < 10**308 else math.inf
+        if abs(f) >= 1e6:
+            return f"{f:.3g}"
+        return str(int(value)) if isinstance(value, (int, np.integer)) else repr(f)
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def check_int(name: str, value: Any, lo: int, hi: int) -> int:
     """An integer in [lo, hi] (floats with an integral value are accepted)."""
     try:
         f = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a whole number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{name} must be a whole number, got {shown(value)}") from None
     if not math.isfinite(f) or f != int(f):
-        raise InputError(f"{name} must be a whole number, got {value!r}")
-    if not lo <= int(f) <= hi:
-        raise InputError(f"{name} must lie between {lo} and {hi}, got {int(f)}")
+        raise InputError(f"{name} must be a whole number, got {shown(value)}")
+    if not lo <= f <= hi:
+        raise InputError(f"{name} must lie between {lo} and {hi}, got {shown(value)}")
     return int(f)
 
 
@@ -53,11 +76,20 @@ def check_float(name: str, value: Any, lo: float, hi: float) -> float:
     """
     try:
         f = float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{name} must be a number, got {shown(value)}") from None
     if not (math.isfinite(f) and lo <= f <= hi):
-        raise InputError(f"{name} must lie between {lo} and {hi}, got {value!r}")
+        raise InputError(f"{name} must lie between {lo:g} and {hi:g}, got {shown(value)}")
     return f
+
+
+def check_temperature(value: Any) -> float:
+    """A temperature within the sliders' range.
+
+    >>> check_temperature(0.5)
+    0.5
+    """
+    return check_float("temperature", value, *TEMPERATURE)
 
 
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
@@ -77,10 +109,13 @@ def generator(seed: Any) -> torch.Generator:
 
 
 def check_models(names: Any) -> list[str]:
-    """A non-empty list of model names (a single name is accepted too)."""
+    """A non-empty list of at most MAX_MODELS model names (a single name is accepted too)."""
     if not names:
         raise InputError("pick at least one model")
-    return [names] if isinstance(names, str) else list(names)
+    names = [names] if isinstance(names, str) else list(names)
+    if len(names) > MAX_MODELS:
+        raise InputError(f"pick at most {MAX_MODELS} models to show side by side, got {len(names)}")
+    return names
 
 
 def need_model(name: str | None) -> str:
@@ -91,7 +126,11 @@ def need_model(name: str | None) -> str:
 
 
 def check_image(image: Any) -> np.ndarray:
-    """A (28, 28) float image in [0, 1] (what ``preprocess.prepare`` returns)."""
+    """A (28, 28) float image in [0, 1] (what ``preprocess.prepare`` returns).
+
+    >>> check_image(np.zeros((28, 28))).dtype
+    dtype('float32')
+    """
     arr = np.asarray(image, dtype=np.float32)
     if arr.shape != (28, 28):
         raise InputError(f"expected a 28x28 image, got shape {arr.shape}")

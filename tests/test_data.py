@@ -68,3 +68,60 @@ def test_binarized_test_set_is_fixed_per_seed():
 
 def test_dead_helpers_are_gone():
     assert not hasattr(data, "batches") and not hasattr(data, "CACHE_DIR")
+
+
+def test_the_shared_copy_is_available():
+    assert data.available("mnist") and data.available("fashion")
+
+
+@pytest.fixture
+def empty_machine(tmp_path):
+    """No data anywhere the README names: an empty $LATENT_LAB_DATA and an empty cache."""
+    settings.configure(data_dir=tmp_path / "data", cache_dir=tmp_path / "cache")
+    yield tmp_path
+    settings.reset()
+
+
+def test_missing_data_is_one_sentence_on_what_to_do(empty_machine):
+    from latentlab.errors import DataMissingError
+
+    assert not data.available("mnist")
+    message = data.missing_message("mnist")
+    assert message.startswith("MNIST is not on this server: run `python -m latentlab.data download")
+    assert "LATENT_LAB_DATA" in message and "MNIST/raw" in message and message.count(". ") == 0
+    with pytest.raises(DataMissingError) as err:
+        data.load_split("mnist", train=True)  # never torchvision's download error
+    assert str(err.value) == message and "http" not in message
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_the_cache_counts_too_packed_or_not(empty_machine, packed):
+    raw = empty_machine / "cache" / "datasets" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for i, name in enumerate(data.IDX_FILES):
+        if i < 3:
+            (raw / (name + (".gz" if packed else ""))).write_bytes(b"x")
+    assert not data.available("fashion")  # three of four files are not the data set
+    (raw / data.IDX_FILES[3]).write_bytes(b"x")
+    assert data.available("fashion") and data.find_root("fashion") == empty_machine / "cache" / "datasets"
+
+
+def test_the_download_command_parses_without_the_network(tmp_path):
+    args = data.parse_args(["download"])
+    assert (args.command, args.dataset, args.root) == ("download", "all", None)
+    args = data.parse_args(["download", "--dataset", "fashion", "--root", str(tmp_path)])
+    assert (args.dataset, args.root) == ("fashion", tmp_path)
+    with pytest.raises(SystemExit):
+        data.parse_args(["download", "--dataset", "cifar"])
+    with pytest.raises(SystemExit):
+        data.parse_args([])
+
+
+def test_download_asks_torchvision_for_both_splits_into_the_cache(empty_machine, monkeypatch):
+    from torchvision import datasets
+
+    calls = []
+    monkeypatch.setattr(datasets, "MNIST", lambda root, train, download: calls.append(
+        (root, train, download)))
+    assert data.main(["download", "--dataset", "mnist"]) == [empty_machine / "cache" / "datasets"]
+    assert calls == [(str(empty_machine / "cache" / "datasets"), t, True) for t in (True, False)]

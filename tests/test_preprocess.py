@@ -142,3 +142,24 @@ def test_huge_images_are_refused():
 def test_blank_or_malformed_inputs(bad):
     with pytest.raises(PreprocessError):
         prepare(bad)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda x: _encode(Image.fromarray(x), "TIFF"), "not an image this app can read"),
+    (lambda x: _encode(Image.new("1", (5000, 5000), 0), "PNG"), "too large"),
+    (lambda x: _encode(Image.fromarray(x), "PNG")[:60], "corrupt or truncated"),
+])
+def test_the_actions_image_input_runs_the_checks_of_prepare(tmp_path, three, make, message):
+    """/reconstruct (and every action reading "What the model sees") once let Gradio decode
+    any file: a TIFF passed, a bomb or a truncated file got Gradio's generic message."""
+    import gradio as gr
+    from gradio.data_classes import FileData
+
+    from latentlab.ui.common import CheckedImage
+
+    path = tmp_path / "upload.bin"
+    path.write_bytes(make((three * 255).astype(np.uint8)))
+    with pytest.raises(gr.Error, match=message):
+        CheckedImage(type="numpy").preprocess(FileData(path=str(path)))
+    path.write_bytes(_encode(Image.fromarray((three * 255).astype(np.uint8)), "PNG"))
+    assert np.array_equal(CheckedImage(type="numpy").preprocess(FileData(path=str(path))), three)

@@ -26,7 +26,8 @@ from gradio.components.plot import PlotData
 
 from latentlab import explain, plots
 from latentlab.errors import UserError
-from latentlab.inputs import MAX_SEED
+from latentlab.inputs import MAX_MODELS, MAX_SEED
+from latentlab.preprocess import prepare
 from latentlab.views import examples
 from latentlab.views.models import Picker
 
@@ -87,7 +88,8 @@ def explanation(text: str) -> None:
 
 
 def seed_box(value: int = 0) -> gr.Number:
-    return gr.Number(value=value, precision=0, minimum=0, maximum=MAX_SEED, label="Seed",
+    # precision=None: Gradio would round an API user's 2.5 silently; the view refuses it
+    return gr.Number(value=value, precision=None, minimum=0, maximum=MAX_SEED, label="Seed",
                      info=SEED_INFO)
 
 
@@ -96,7 +98,7 @@ def model_picker(p: Picker, label: str, multiselect: bool = False) -> gr.Dropdow
     name any checkpoint (of any data set, or trained after the page was built); the
     registry checks the name and explains an unknown one."""
     return gr.Dropdown(p.choices, value=p.value, label=label, multiselect=multiselect,
-                       max_choices=4 if multiselect else None, allow_custom_value=True)
+                       max_choices=MAX_MODELS if multiselect else None, allow_custom_value=True)
 
 
 class ImageUpload(gr.Image):
@@ -119,6 +121,26 @@ class ImageUpload(gr.Image):
             LOG.info("upload: cannot read this image: %s: %s", type(exc).__name__, exc)
             raise gr.Error(f"cannot read this image ({type(exc).__name__}: {exc})",
                            print_exception=False) from exc
+
+
+class CheckedImage(gr.Image):
+    """The 28x28 image a tab's action reads: a file (an API user's, or the page's own preview)
+    goes through ``preprocess.prepare``, so /reconstruct refuses what /prepare refuses (TIFF,
+    decompression bombs, truncated files) with the same message.
+
+    ``is_template`` makes Gradio use the ordinary Image widget in the browser.
+    """
+
+    is_template = True
+
+    def preprocess(self, payload: Any) -> Any:
+        if payload is None or not payload.path or (payload.url or "").startswith("data:"):
+            return super().preprocess(payload)
+        try:
+            return prepare(str(payload.path))
+        except UserError as exc:
+            LOG.info("image input: %s", exc)
+            raise gr.Error(str(exc), print_exception=False) from None
 
 
 @dataclass
@@ -152,7 +174,7 @@ def input_panel(title: str, dataset: str, height: int = 230, example: int | None
             upload = ImageUpload(type="filepath", image_mode=None, sources=["upload", "clipboard"],
                                  height=height, show_label=False)
     first = None if example is None else examples.first_example(dataset, example)
-    seen = gr.Image(first, label="What the model sees (28×28)", type="numpy", format="png",
+    seen = CheckedImage(first, label="What the model sees (28×28)", type="numpy", format="png",
                     interactive=False, height=170, elem_classes="pixelated",
                     buttons=["download"])
     return InputPanel(upload, sketch, gallery, seen, example)

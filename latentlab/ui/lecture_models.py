@@ -76,8 +76,8 @@ def _example_slider() -> gr.Slider:
 
 
 def _shown() -> gr.Image:
-    return gr.Image(show_label=False, interactive=False, height=112, width=112,
-                    elem_classes="pixelated")
+    return gr.Image(show_label=False, interactive=False, height=84, width=84,
+                    elem_classes="pixelated", buttons=[])
 
 
 def _test_images(dataset: str, n: int):
@@ -113,7 +113,6 @@ def sweep_entries(registry: ModelRegistry) -> list[dict]:
 def _build_elbo_gap(registry: ModelRegistry) -> None:
     choices = _choices(registry, _gaussian)
     with gr.Accordion("ELBO gap as K grows: prior sampling, ELBO, IWAE", open=False):
-        gr.Markdown(eg.EXPLAIN, latex_delimiters=explain.LATEX)
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
                 model = _dropdown(choices, "VAE", "no VAE checkpoint here", "mnist-vae-z16")
@@ -130,13 +129,14 @@ def _build_elbo_gap(registry: ModelRegistry) -> None:
                 with gr.Accordion("numbers (means over the repeats)", open=False):
                     table = gr.Dataframe(headers=["K", "prior sampling", "ELBO", "L_K"],
                                          interactive=False)
+        gr.Markdown(eg.EXPLAIN, latex_delimiters=explain.LATEX)
 
     @friendly
     def on_gap(name, index, k, r, s):
         loaded = registry.get(need_model(name), ("vae",))
         image = _example(loaded.entry.dataset, index)
         out = eg.run(loaded.model, image, k, r, s)
-        return (upscale((image > 0.5).astype(np.float32), 4), *unpack(out)[:3])
+        return (upscale((image > 0.5).astype(np.float32), 3), *unpack(out)[:3])
 
     run.click(on_gap, [model, example, k_max, repeats, seed], [shown, fig, summary, table],
               api_name="elbo_gap")
@@ -148,7 +148,6 @@ def _build_traversal(registry: ModelRegistry) -> None:
     choices = _choices(registry, _gaussian)
     sweep = sweep_entries(registry)
     with gr.Accordion("Latent traversals and β-VAE", open=False):
-        gr.Markdown(tv.EXPLAIN, latex_delimiters=explain.LATEX)
         with gr.Tabs():
             with gr.Tab("Traversal"), gr.Row():
                 with gr.Column(scale=1, min_width=240):
@@ -165,7 +164,7 @@ def _build_traversal(registry: ModelRegistry) -> None:
                                      elem_classes="pixelated")
                 with gr.Column(scale=2):
                     table = gr.Dataframe(headers=["dim", "KL", "Var E_q[z_d]", "active"],
-                                         interactive=False, max_height=560)
+                                         interactive=False, max_height=500)
             with gr.Tab("β sweep: rate vs distortion"), gr.Row():
                 with gr.Column(scale=1, min_width=240):
                     current = _dropdown([(e["name"], e["name"]) for e in sweep],
@@ -177,6 +176,7 @@ def _build_traversal(registry: ModelRegistry) -> None:
                     sweep_table = gr.Dataframe(headers=["model", "β", "KL", "rec NLL",
                                                         "active units", "IWAE NLL"],
                                                interactive=False)
+        gr.Markdown(tv.EXPLAIN, latex_delimiters=explain.LATEX)
 
     @friendly
     def on_traverse(name, index, cols, t):
@@ -184,7 +184,7 @@ def _build_traversal(registry: ModelRegistry) -> None:
         image_ = _example(loaded.entry.dataset, index)
         kl, var = dimension_stats(loaded)
         out = tv.run(loaded.model, image_, cols, t, kl_per_dim=kl, variances=var)
-        return upscale((image_ > 0.5).astype(np.float32), 4), out.image, out.table
+        return upscale((image_ > 0.5).astype(np.float32), 3), out.image, out.table
 
     @friendly
     def on_sweep(name):
@@ -199,15 +199,14 @@ def _build_traversal(registry: ModelRegistry) -> None:
 
 def _build_autoencoder(registry: ModelRegistry) -> None:
     aes = _choices(registry, _autoencoder)
-    vaes = _choices(registry, _gaussian)
+    vaes = _choices(registry, lambda e: _gaussian(e) and e.prior == "normal")
     dim = registry.entry(aes[0][1]).latent_dim if aes else 2
     same = [n for _, n in vaes if registry.entry(n).latent_dim == dim]
     with gr.Accordion("An autoencoder cannot sample", open=False):
-        gr.Markdown(av.EXPLAIN, latex_delimiters=explain.LATEX)
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
                 ae = _dropdown(aes, "autoencoder", f"mnist-ae-z2 / mnist-ae-z16 {TRAIN_NOTE}")
-                vae = _dropdown(vaes, "VAE (same latent size)", "no VAE checkpoint here",
+                vae = _dropdown(vaes, "VAE with N(0, I) (same latent size)", "no VAE checkpoint here",
                                 same[0] if same else None)
                 n = gr.Slider(1, av.N_MAX, value=16, step=1, label="samples from N(0, I)")
                 seed = seed_box(0)
@@ -220,11 +219,13 @@ def _build_autoencoder(registry: ModelRegistry) -> None:
                 summary = gr.Markdown()
                 with gr.Row():
                     ae_img = gr.Image(label="N(0, I) through the autoencoder", interactive=False,
-                                      height=200, elem_classes="pixelated")
+                                      height=200, scale=1, elem_classes="pixelated")
                     vae_img = gr.Image(label="the same draws through the VAE", interactive=False,
-                                       height=200, elem_classes="pixelated")
+                                       height=200, scale=1, elem_classes="pixelated")
                     table = gr.Dataframe(headers=["dim", "AE mean", "AE std", "VAE mean",
-                                                  "VAE std"], interactive=False, max_height=200)
+                                                  "VAE std"], interactive=False, max_height=200,
+                                         scale=2)
+        gr.Markdown(av.EXPLAIN, latex_delimiters=explain.LATEX)
 
     @friendly
     def on_compare(ae_name, vae_name, size, s):
@@ -245,7 +246,6 @@ def _build_autoencoder(registry: ModelRegistry) -> None:
 def _build_surgery(registry: ModelRegistry) -> None:
     normals, flows = _choices(registry, _two_d("normal")), _choices(registry, _two_d("realnvp"))
     with gr.Accordion("ELBO surgery: N(0, I), flow prior and aggregated posterior", open=False):
-        gr.Markdown(sv.EXPLAIN, latex_delimiters=explain.LATEX)
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
                 vae = _dropdown(normals, "2-D VAE with N(0, I)", "no 2-D VAE checkpoint here",
@@ -261,11 +261,12 @@ def _build_surgery(registry: ModelRegistry) -> None:
             with gr.Column(scale=4):
                 fig = gr.Plot(show_label=False)
                 with gr.Row():
-                    images = [gr.Image(label=label, interactive=False, height=170,
-                                       elem_classes="pixelated") for label in
+                    images = [gr.Image(label=label, interactive=False, height=170, scale=1,
+                                       min_width=120, elem_classes="pixelated") for label in
                               ("z ~ N(0, I), VAE", "z ~ p_λ, flow model", "z ~ q_agg, flow model")]
-                    table = gr.Dataframe(headers=["part (nats)", "VAE N(0, I)", "VAE flow"],
-                                         interactive=False, wrap=True)
+                    table = gr.Dataframe(headers=["part (nats)", "N(0, I)", "flow"],
+                                         interactive=False, scale=2)
+        gr.Markdown(sv.EXPLAIN, latex_delimiters=explain.LATEX)
 
     @friendly
     def on_surgery(vae_name, flow_name, size, s):

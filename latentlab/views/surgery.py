@@ -150,13 +150,13 @@ def decoded_samples(vae, flow, agg: ModelSummary, n: int, seed: int
 
 def split_table(vae: dict, flow: dict) -> list[list]:
     """reconstruction - I_q - marginal KL = ELBO, one column per model (nats, test means)."""
-    rows = [("E_q log p(x|z) (reconstruction)", "reconstruction", 1),
-            ("− I_q[x, z] (mutual information)", "mutual_information", -1),
-            ("− KL(q_agg(z) ‖ p(z)) (marginal KL)", "marginal_kl", -1),
+    rows = [("E_q log p(x|z)", "reconstruction", 1),
+            ("− I_q[x, z]", "mutual_information", -1),
+            ("− KL(q_agg ‖ p)", "marginal_kl", -1),
             ("= ELBO", "elbo", 1),
-            ("average KL(q(z|x) ‖ p(z))", "avg_kl", 1),
-            ("log n (the cap on I_q)", "log_n", 1)]
-    return [[label, round(sign * vae[key], 3), round(sign * flow[key], 3)]
+            ("mean KL(q(z|x) ‖ p)", "avg_kl", 1),
+            ("log n (cap on I_q)", "log_n", 1)]
+    return [[label, round(sign * vae[key], 2), round(sign * flow[key], 2)]
             for label, key, sign in rows]
 
 

@@ -15,7 +15,7 @@ rate (the KL, nats) against distortion (the reconstruction NLL): one point per b
 >>> vae = VAE(VAEConfig(latent_dim=3, channels=4, hidden=16)).eval()
 >>> out = run(vae, np.zeros((28, 28)), columns=5, kl_per_dim=[0.5, 2.0, 0.001])
 >>> out.order, out.labels[2]
-([1, 0, 2], 'z2  KL 0.00 (inactive)')
+([1, 0, 2], 'z2  KL 0.00  inactive')
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from latentlab.views.elbo_gap import binary_image, check_gaussian_vae, check_who
 INACTIVE = 0.01          # KL per dim (nats) and Var_x(E_q[z_d]) thresholds
 COLUMNS_MIN, COLUMNS_MAX = 3, 15
 SPAN = 3.0
-TILE, SCALE, GAP, LABEL_W = 28, 2, 2, 150
+TILE, SCALE, GAP, LABEL_W, FONT = 28, 2, 2, 210, 18
 BASE_SAMPLES = 16       # draws per image to moment-match q pushed through a flow
 
 EXPLAIN = r"""
@@ -69,7 +69,7 @@ def compose(tiles: np.ndarray, labels: list[str] | None = None, scale: int = SCA
     """(R, C, 28, 28) floats in [0, 1] -> one RGB uint8 grid with a label left of each row.
 
     >>> compose(np.zeros((2, 3, 28, 28)), ["a", "b"], scale=1, gap=2).shape
-    (62, 242, 3)
+    (62, 302, 3)
     """
     rows, cols = tiles.shape[:2]
     side = TILE * scale
@@ -83,7 +83,7 @@ def compose(tiles: np.ndarray, labels: list[str] | None = None, scale: int = SCA
             canvas[y: y + side, x: x + side] = pix[r, c, :, :, None]
     if labels:
         img = Image.fromarray(canvas)
-        draw, font = ImageDraw.Draw(img), ImageFont.load_default(size=12)
+        draw, font = ImageDraw.Draw(img), ImageFont.load_default(size=FONT)
         for r, text in enumerate(labels):
             draw.text((4, gap + r * (side + gap) + side / 2), text, fill=(30, 30, 30), font=font,
                       anchor="lm")
@@ -166,7 +166,7 @@ def run(model, image, columns: int = 9, span: float = SPAN, kl_per_dim=None,
     z = traverse(model, binary_image(image), order, np.linspace(-span, span, columns))
     with torch.no_grad():
         tiles = model.decode_probs(z)[..., 0, :, :].numpy()                  # (R, C, 28, 28)
-    labels = [f"z{d}  KL {kl[d]:.2f}" + ("" if active[d] else " (inactive)") for d in order]
+    labels = [f"z{d}  KL {kl[d]:.2f}" + ("" if active[d] else "  inactive") for d in order]
     table = [[d, round(float(kl[d]), 3), None if var is None else round(float(var[d]), 3),
               bool(active[d])] for d in order]
     return Outputs(compose(tiles, labels), labels, table, order, z.numpy())

@@ -45,7 +45,7 @@ def test_every_panel_action_has_its_api_name(api):
 
 def test_elbo_gap_answers(api):
     shown, fig, summary, table = api["elbo_gap"]("mnist-vae-z2", 6, 20, 2, 0)
-    assert shown.shape == (112, 112) and set(np.unique(shown)) <= {0, 255}
+    assert shown.shape == (84, 84) and set(np.unique(shown)) <= {0, 255}
     assert fig.layout.xaxis.type == "log" and "KL(q(z|x)" in summary
     assert [row[0] for row in table] == [1, 2, 5, 10, 20]
 

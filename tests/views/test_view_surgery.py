@@ -39,12 +39,12 @@ def test_parts_add_up_and_are_passed_through(models, summaries):
     assert out.surgery["vae"] is summaries[0].surgery and out.surgery["flow"] is summaries[1].surgery
     rec, mi, marginal, elbo = (row[1:] for row in out.table[:4])
     for col in range(2):
-        assert rec[col] + mi[col] + marginal[col] == pytest.approx(elbo[col], abs=2e-3)
+        assert rec[col] + mi[col] + marginal[col] == pytest.approx(elbo[col], abs=0.02)
     for key, col in (("vae", 1), ("flow", 2)):
         split = out.surgery[key]
         assert split["reconstruction"] - split["mutual_information"] - split["marginal_kl"] \
             == pytest.approx(split["elbo"], abs=1e-9)
-        assert out.table[3][col] == round(split["elbo"], 3)
+        assert out.table[3][col] == round(split["elbo"], 2)
 
 
 @pytest.mark.parametrize("which", ["prior_normal", "prior_flow", "agg_flow", "agg_normal"])

@@ -80,6 +80,11 @@ def _shown() -> gr.Image:
                     elem_classes="pixelated", buttons=[])
 
 
+def _grid_image(label: str, height: int) -> gr.Image:
+    return gr.Image(label=label, interactive=False, height=height, scale=1, min_width=120,
+                    elem_classes="pixelated")
+
+
 def _test_images(dataset: str, n: int):
     return load_test_images(dataset, n, binary=True)[0]                      # (n, 1, 28, 28)
 
@@ -144,39 +149,22 @@ def _build_elbo_gap(registry: ModelRegistry) -> None:
 
 # ----------------------------------------------------------------------------- traversal + beta
 
-def _build_traversal(registry: ModelRegistry) -> None:
+def _traversal_tab(registry: ModelRegistry) -> None:
     choices = _choices(registry, _gaussian)
-    sweep = sweep_entries(registry)
-    with gr.Accordion("Latent traversals and β-VAE", open=False):
-        with gr.Tabs():
-            with gr.Tab("Traversal"), gr.Row():
-                with gr.Column(scale=1, min_width=240):
-                    model = _dropdown(choices, "VAE", "no VAE checkpoint here",
-                                      "mnist-vae-z16")
-                    example = _example_slider()
-                    shown = _shown()
-                    columns = gr.Slider(tv.COLUMNS_MIN, tv.COLUMNS_MAX, value=9, step=2,
-                                        label="columns")
-                    span = gr.Slider(0.5, 5.0, value=tv.SPAN, step=0.5, label="span ±t")
-                    run = gr.Button("Traverse", variant="primary", interactive=bool(choices))
-                with gr.Column(scale=3):
-                    image = gr.Image(show_label=False, interactive=False, height=600,
-                                     elem_classes="pixelated")
-                with gr.Column(scale=2):
-                    table = gr.Dataframe(headers=["dim", "KL", "Var E_q[z_d]", "active"],
-                                         interactive=False, max_height=500)
-            with gr.Tab("β sweep: rate vs distortion"), gr.Row():
-                with gr.Column(scale=1, min_width=240):
-                    current = _dropdown([(e["name"], e["name"]) for e in sweep],
-                                        "highlight", f"no {SWEEP_PREFIX}* checkpoint: "
-                                        + TRAIN_NOTE)
-                    show = gr.Button("Show the sweep", variant="primary")
-                with gr.Column(scale=4):
-                    sweep_fig = gr.Plot(show_label=False)
-                    sweep_table = gr.Dataframe(headers=["model", "β", "KL", "rec NLL",
-                                                        "active units", "IWAE NLL"],
-                                               interactive=False)
-        gr.Markdown(tv.EXPLAIN, latex_delimiters=explain.LATEX)
+    with gr.Tab("Traversal"), gr.Row():
+        with gr.Column(scale=1, min_width=240):
+            model = _dropdown(choices, "VAE", "no VAE checkpoint here", "mnist-vae-z16")
+            example = _example_slider()
+            shown = _shown()
+            columns = gr.Slider(tv.COLUMNS_MIN, tv.COLUMNS_MAX, value=9, step=2, label="columns")
+            span = gr.Slider(0.5, 5.0, value=tv.SPAN, step=0.5, label="span ±t")
+            run = gr.Button("Traverse", variant="primary", interactive=bool(choices))
+        with gr.Column(scale=3):
+            # no pixelated class: a tall grid is shrunk to fit, and its labels stay legible
+            image = gr.Image(show_label=False, interactive=False, height=500)
+        with gr.Column(scale=2):
+            table = gr.Dataframe(headers=["dim", "KL", "Var E_q[z_d]", "active"],
+                                 interactive=False, max_height=500)
 
     @friendly
     def on_traverse(name, index, cols, t):
@@ -186,13 +174,35 @@ def _build_traversal(registry: ModelRegistry) -> None:
         out = tv.run(loaded.model, image_, cols, t, kl_per_dim=kl, variances=var)
         return upscale((image_ > 0.5).astype(np.float32), 3), out.image, out.table
 
+    run.click(on_traverse, [model, example, columns, span], [shown, image, table],
+              api_name="traversal")
+
+
+def _sweep_tab(registry: ModelRegistry) -> None:
+    names = [e["name"] for e in sweep_entries(registry)]
+    with gr.Tab("β sweep: rate vs distortion"), gr.Row():
+        with gr.Column(scale=1, min_width=240):
+            current = _dropdown([(n, n) for n in names], "highlight",
+                                f"no {SWEEP_PREFIX}* checkpoint: {TRAIN_NOTE}")
+            show = gr.Button("Show the sweep", variant="primary")
+        with gr.Column(scale=4):
+            fig = gr.Plot(show_label=False)
+            table = gr.Dataframe(headers=["model", "β", "KL", "rec NLL", "active units",
+                                          "IWAE NLL"], interactive=False)
+
     @friendly
     def on_sweep(name):
         return unpack(tv.beta_sweep(sweep_entries(registry), name))
 
-    run.click(on_traverse, [model, example, columns, span], [shown, image, table],
-              api_name="traversal")
-    show.click(on_sweep, [current], [sweep_fig, sweep_table], api_name="beta_sweep")
+    show.click(on_sweep, [current], [fig, table], api_name="beta_sweep")
+
+
+def _build_traversal(registry: ModelRegistry) -> None:
+    with gr.Accordion("Latent traversals and β-VAE", open=False):
+        with gr.Tabs():
+            _traversal_tab(registry)
+            _sweep_tab(registry)
+        gr.Markdown(tv.EXPLAIN, latex_delimiters=explain.LATEX)
 
 
 # ----------------------------------------------------------------------------- autoencoder
@@ -206,22 +216,17 @@ def _build_autoencoder(registry: ModelRegistry) -> None:
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
                 ae = _dropdown(aes, "autoencoder", f"mnist-ae-z2 / mnist-ae-z16 {TRAIN_NOTE}")
-                vae = _dropdown(vaes, "VAE with N(0, I) (same latent size)", "no VAE checkpoint here",
-                                same[0] if same else None)
+                vae = _dropdown(vaes, "VAE with N(0, I) (same latent size)",
+                                "no VAE checkpoint here", same[0] if same else None)
                 n = gr.Slider(1, av.N_MAX, value=16, step=1, label="samples from N(0, I)")
                 seed = seed_box(0)
                 run = gr.Button("Compare", variant="primary", interactive=bool(aes and vaes))
-                if not aes:
-                    gr.Markdown(f"No autoencoder checkpoint yet: {TRAIN_NOTE}.",
-                                elem_classes="ll-note")
             with gr.Column(scale=4):
                 fig = gr.Plot(show_label=False)
                 summary = gr.Markdown()
                 with gr.Row():
-                    ae_img = gr.Image(label="N(0, I) through the autoencoder", interactive=False,
-                                      height=200, scale=1, elem_classes="pixelated")
-                    vae_img = gr.Image(label="the same draws through the VAE", interactive=False,
-                                       height=200, scale=1, elem_classes="pixelated")
+                    ae_img = _grid_image("N(0, I) through the autoencoder", 200)
+                    vae_img = _grid_image("the same draws through the VAE", 200)
                     table = gr.Dataframe(headers=["dim", "AE mean", "AE std", "VAE mean",
                                                   "VAE std"], interactive=False, max_height=200,
                                          scale=2)
@@ -261,8 +266,7 @@ def _build_surgery(registry: ModelRegistry) -> None:
             with gr.Column(scale=4):
                 fig = gr.Plot(show_label=False)
                 with gr.Row():
-                    images = [gr.Image(label=label, interactive=False, height=170, scale=1,
-                                       min_width=120, elem_classes="pixelated") for label in
+                    images = [_grid_image(label, 170) for label in
                               ("z ~ N(0, I), VAE", "z ~ p_λ, flow model", "z ~ q_agg, flow model")]
                     table = gr.Dataframe(headers=["part (nats)", "N(0, I)", "flow"],
                                          interactive=False, scale=2)

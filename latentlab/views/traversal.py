@@ -172,19 +172,16 @@ def run(model, image, columns: int = 9, span: float = SPAN, kl_per_dim=None,
     return Outputs(compose(tiles, labels), labels, table, order, z.numpy())
 
 
-def beta_sweep(entries: list[dict], current: str | None = None) -> SweepOutputs:
-    """Rate (KL) vs distortion (reconstruction NLL), one point per beta, in beta order.
+def _usable(entry: dict) -> bool:
+    """An entry with a name and finite beta, KL and reconstruction numbers."""
+    try:
+        return bool(entry.get("name")) and all(
+            math.isfinite(float(entry[k])) for k in ("beta", "test_kl", "test_rec_nll"))
+    except (KeyError, TypeError, ValueError):
+        return False
 
-    ``entries``: dicts with name, beta, test_kl, test_rec_nll, active_units and optionally
-    test_nll_iwae; ``current`` names the point to highlight.
 
-    >>> out = beta_sweep([])
-    >>> out.figure.layout.annotations[0].text[:29], out.table
-    ('No beta-sweep checkpoint yet.', [])
-    """
-    needed = ("name", "beta", "test_kl", "test_rec_nll")
-    rows = [e for e in entries if all(e.get(k) is not None for k in needed)]
-    rows.sort(key=lambda e: (float(e["beta"]), str(e["name"])))
+def _sweep_figure(rows: list[dict], current: str | None) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(height=380, margin={"l": 50, "r": 10, "t": 40, "b": 40},
                       template="plotly_white", title="beta-VAE: rate vs distortion",
@@ -194,11 +191,11 @@ def beta_sweep(entries: list[dict], current: str | None = None) -> SweepOutputs:
         fig.add_annotation(text="No beta-sweep checkpoint yet. Train them with "
                            "scripts/train_lecture.sh (mnist-vae-z16-beta*).",
                            showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-        return SweepOutputs(fig, [])
+        return fig
     kl = [float(e["test_kl"]) for e in rows]
     rec = [float(e["test_rec_nll"]) for e in rows]
-    text = [f"β={float(e['beta']):g}" for e in rows]
-    fig.add_trace(go.Scatter(x=kl, y=rec, mode="lines+markers+text", text=text, name="β sweep",
+    fig.add_trace(go.Scatter(x=kl, y=rec, mode="lines+markers+text", name="β sweep",
+                             text=[f"β={float(e['beta']):g}" for e in rows],
                              textposition="top right", marker={"size": 9, "color": "#1f77b4"},
                              customdata=[e["name"] for e in rows],
                              hovertemplate="%{customdata}<br>KL %{x:.2f}<br>rec %{y:.2f}"))
@@ -208,8 +205,24 @@ def beta_sweep(entries: list[dict], current: str | None = None) -> SweepOutputs:
                                  name=f"current: {current}", marker={
                                      "size": 18, "color": "rgba(0,0,0,0)",
                                      "line": {"color": "#d62728", "width": 3}}))
+    return fig
+
+
+def beta_sweep(entries: list[dict], current: str | None = None) -> SweepOutputs:
+    """Rate (KL) vs distortion (reconstruction NLL), one point per beta, in beta order.
+
+    ``entries``: dicts with name, beta, test_kl, test_rec_nll, active_units and optionally
+    test_nll_iwae (entries without the first four numbers are left out); ``current`` names
+    the point to highlight.
+
+    >>> out = beta_sweep([])
+    >>> out.figure.layout.annotations[0].text[:29], out.table
+    ('No beta-sweep checkpoint yet.', [])
+    """
+    rows = sorted((e for e in entries if _usable(e)),
+                  key=lambda e: (float(e["beta"]), str(e["name"])))
     table = [[e["name"], float(e["beta"]), round(float(e["test_kl"]), 2),
               round(float(e["test_rec_nll"]), 2), e.get("active_units"),
               None if e.get("test_nll_iwae") is None else round(float(e["test_nll_iwae"]), 2)]
              for e in rows]
-    return SweepOutputs(fig, table)
+    return SweepOutputs(_sweep_figure(rows, current), table)

@@ -109,7 +109,8 @@ def test_beta_sweep_orders_by_beta_and_highlights_the_current_model():
     entries = [_entry("mnist-vae-z16-beta4", 4.0, 8.0, 95.0, 5),
                _entry("mnist-vae-z16-beta0.5", 0.5, 40.0, 50.0, 16),
                _entry("mnist-vae-z16-beta1", 1.0, 25.0, 64.0, 14),
-               {"name": "broken", "beta": 2.0}]                           # no metrics: skipped
+               {"name": "broken", "beta": 2.0},                           # no metrics: skipped
+               _entry("diverged", 8.0, float("nan"), 99.0, 0)]           # not a number: skipped
     out = traversal.beta_sweep(entries, current="mnist-vae-z16-beta1")
     sweep, ring = out.figure.data
     assert list(sweep.x) == [40.0, 25.0, 8.0] and list(sweep.y) == [50.0, 64.0, 95.0]

@@ -34,6 +34,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -70,9 +71,14 @@ def _nll_bits(prior: CodePrior, grids: torch.Tensor, batch_size: int = 500) -> f
 
 
 def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, seed: int = 0,
-                   progress: bool = False, val_grids: torch.Tensor | None = None) -> dict:
+                   progress: bool = False, val_grids: torch.Tensor | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> dict:
     """Maximum likelihood on code grids (N, 7, 7); returns the train NLL (bits/code) and, with
     ``val_grids``, the validation NLL after every epoch.
+
+    ``should_stop`` is asked after every step (a Stop button): when it says yes the fit ends
+    there and keeps the prior as far as it got (the best finished epoch's weights when one
+    was validated, else the current ones); ``stopped`` and ``steps`` in the result say so.
 
     ``config`` gives ``prior_epochs``, ``prior_lr`` and ``prior_batch_size``. AdamW with a
     cosine decay to 5 % of the rate; grids are shuffled every epoch by a ``seed``-ed
@@ -82,7 +88,8 @@ def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, s
     initialised and the train NLL is NaN.
     """
     epochs, bs = config.prior_epochs, config.prior_batch_size
-    out: dict = {"train_bits": float("nan"), "val_history": [], "best_epoch": 0}
+    out: dict = {"train_bits": float("nan"), "val_history": [], "best_epoch": 0,
+                 "stopped": False, "steps": 0}
     if epochs == 0 or len(grids) == 0:
         return out
     total = epochs * math.ceil(len(grids) / bs)
@@ -103,8 +110,14 @@ def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, s
             sched.step()
             nll_sum += nll.detach() * len(idx)
             count += len(idx)
+            out["steps"] += 1
             bar.update(1)
+            if should_stop is not None and should_stop():
+                out["stopped"] = True
+                break
         out["train_bits"] = (nll_sum / count).item() / math.log(2)
+        if out["stopped"]:  # a part-epoch is not validated: the best whole epoch is kept
+            break
         if val_grids is not None and len(val_grids):
             val = _nll_bits(prior, val_grids)
             out["val_history"].append({"epoch": epoch, "train_bits_per_code": round(out["train_bits"], 4),
@@ -116,26 +129,31 @@ def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, s
     bar.close()
     if best is not None:
         prior.load_state_dict(best[1])
-    else:
+    elif not out["stopped"]:
         out["best_epoch"] = epochs
     prior.requires_grad_(False).eval()
     return out
 
 
 def fit_prior(model: VQVAE, x: torch.Tensor, seed: int = 0, progress: bool = False,
-              x_val: torch.Tensor | None = None) -> dict:
+              x_val: torch.Tensor | None = None,
+              should_stop: Callable[[], bool] | None = None) -> dict:
     """Encode images (N, 1, 28, 28) to code grids and fit ``model.code_prior`` on them;
     returns the fit's train (and validation) NLL in bits/code, wall time and grid counts for
-    metrics.json. With ``x_val`` the prior epoch is chosen on validation."""
+    metrics.json. With ``x_val`` the prior epoch is chosen on validation. A fit stopped by
+    ``should_stop`` adds ``prior_stopped_early`` and ``prior_steps`` of ``prior_total_steps``."""
     start = time.time()
     grids = model.encode_dataset(x)                                          # (N, 7, 7)
     val_grids = model.encode_dataset(x_val) if x_val is not None and len(x_val) else None
     fit = fit_code_prior(model.code_prior, grids, model.config, seed=seed, progress=progress,
-                         val_grids=val_grids)
+                         val_grids=val_grids, should_stop=should_stop)
     train_bits = _nll_bits(model.code_prior, grids) if fit["val_history"] else fit["train_bits"]
     out = {"prior_train_nll_bits_per_code": round(train_bits, 4) if math.isfinite(train_bits) else None,
            "prior_train_wall_time_s": round(time.time() - start, 1),
            "prior_train_grids": len(grids)}
+    if fit["stopped"]:
+        total = model.config.prior_epochs * math.ceil(len(grids) / model.config.prior_batch_size)
+        out.update(prior_stopped_early=True, prior_steps=fit["steps"], prior_total_steps=total)
     if fit["val_history"]:
         best = fit["val_history"][fit["best_epoch"] - 1]
         out.update(prior_val_grids=len(val_grids), prior_chosen_epoch=fit["best_epoch"],

@@ -14,6 +14,8 @@ than by writing the environment, and tests use ``configure`` / ``reset``.
 | LATENT_LAB_TRAINING | training | on (``off`` hides the Train tab's Start) |
 | LATENT_LAB_CPU_MAX_IMAGE_EPOCHS | cpu_max_image_epochs | 200000 |
 | LATENT_LAB_ZEROGPU_SECONDS | zerogpu_seconds | 60 |
+| LATENT_LAB_MAX_USER_MODELS | max_user_models | 20 (models trained in the app; the oldest is removed) |
+| LATENT_LAB_MAX_USER_MB | max_user_bytes | 200 MB (their total size; the oldest is removed) |
 | SPACES_ZERO_GPU | zero_gpu | false (set by Hugging Face on ZeroGPU Spaces) |
 | HF_TOKEN | hf_token | unset |
 | GRADIO_SERVER_NAME / GRADIO_SERVER_PORT | host / port | 127.0.0.1 / 7860 |
@@ -61,6 +63,8 @@ class Settings:
     training: bool = True
     cpu_max_image_epochs: int = 200_000
     zerogpu_seconds: int = 60
+    max_user_models: int = 20
+    max_user_bytes: int = 200 * 2**20
     zero_gpu: bool = False
     hf_token: str | None = None
     host: str = "127.0.0.1"
@@ -79,6 +83,8 @@ class Settings:
             training=env.get("LATENT_LAB_TRAINING", "on").strip().lower() not in _OFF,
             cpu_max_image_epochs=_int(env, "LATENT_LAB_CPU_MAX_IMAGE_EPOCHS", d.cpu_max_image_epochs),
             zerogpu_seconds=_int(env, "LATENT_LAB_ZEROGPU_SECONDS", d.zerogpu_seconds),
+            max_user_models=max(1, _int(env, "LATENT_LAB_MAX_USER_MODELS", d.max_user_models)),
+            max_user_bytes=max(1, _int(env, "LATENT_LAB_MAX_USER_MB", 200)) * 2**20,
             zero_gpu=env.get("SPACES_ZERO_GPU", "").strip().lower() in _ON,
             hf_token=env.get("HF_TOKEN") or None,
             host=env.get("GRADIO_SERVER_NAME", d.host),

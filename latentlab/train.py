@@ -32,14 +32,34 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentlab import data, settings
-from latentlab.checkpoint import save_checkpoint
+from latentlab.checkpoint import check_config, nonfinite_tensors, save_checkpoint
 from latentlab.device import device_description, pick_device
+from latentlab.errors import UserError
 from latentlab.evaluate import quick_metrics
 from latentlab.fit_prior import fit_prior
 from models import MODEL_KINDS
 
-__all__ = ["STEPS", "TrainConfig", "Trainer", "after_training", "device_description", "fit",
-           "pick_device", "train_main"]
+__all__ = ["STEPS", "TrainConfig", "Trainer", "TrainingDiverged", "after_training",
+           "check_finite_weights", "device_description", "fit", "pick_device", "train_main"]
+DIVERGED = "Training diverged (NaN weights); lower the learning rate."
+
+
+class TrainingDiverged(UserError):
+    """The weights became NaN or infinite: nothing is saved."""
+
+
+def check_finite_weights(model: nn.Module) -> None:
+    """Raise ``TrainingDiverged`` if any parameter or buffer holds a NaN or an infinity.
+
+    >>> check_finite_weights(nn.Linear(2, 2))
+    >>> check_finite_weights(nn.Linear(2, 2).requires_grad_(False).apply(
+    ...     lambda m: m.weight.fill_(float("nan"))))
+    Traceback (most recent call last):
+    ...
+    latentlab.train.TrainingDiverged: Training diverged (NaN weights); lower the learning rate.
+    """
+    if nonfinite_tensors(unwrap(model).state_dict()):
+        raise TrainingDiverged(DIVERGED)
 
 
 @dataclass
@@ -70,8 +90,10 @@ class TrainConfig:
     threads: int = 0                   # torch CPU threads (0 = torch's default)
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        if self.epochs < 1 or self.batch_size < 1 or not (0 < self.lr < math.inf):
+            raise ValueError("epochs and batch_size must be >= 1 and lr a finite number > 0")
+        if not (0 <= self.min_lr_ratio <= 1 and 0 <= self.kl_warmup_epochs < math.inf):
+            raise ValueError("min_lr_ratio must lie in [0, 1] and kl_warmup_epochs be finite >= 0")
         if self.val_size < 0:
             raise ValueError("val_size must be >= 0 (0 = no validation split)")
         if self.keep_best and not self.val_size:
@@ -263,17 +285,21 @@ class Trainer:
         self.epoch, self.history = state["epoch"], list(state["history"])
 
 
-def after_training(trainer: Trainer, progress: bool = False) -> dict:
+def after_training(trainer: Trainer, progress: bool = False,
+                   should_stop: Callable[[], bool] | None = None) -> dict:
     """What follows the last epoch, by model kind; returns extra metrics.json keys.
 
     A VQ-VAE fits its code prior on the encoded training images (the lecture's second
     stage, ``latentlab.fit_prior``); every rank fits the same prior from the same seed, so
-    the ranks' weights stay equal. Other kinds have nothing to do.
+    the ranks' weights stay equal. ``should_stop`` (the job's stop flag) ends the prior's fit
+    early: the model keeps the prior as far as it got (``prior_stopped_early`` in the
+    metrics). Other kinds have nothing to do.
     """
     if trainer.kind != "vqvae":
         return {}
     return fit_prior(unwrap(trainer.model), trainer.x, seed=trainer.cfg.seed,
-                     progress=progress and trainer.rank == 0, x_val=trainer.x_val)
+                     progress=progress and trainer.rank == 0, x_val=trainer.x_val,
+                     should_stop=should_stop)
 
 
 def validation_summary(trainer: Trainer, chosen_epoch: int) -> dict:
@@ -349,9 +375,12 @@ def train_main(argv: list[str] | None = None) -> Path | None:
         dist.init_process_group(backend)
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    args.dataset = cfg.dataset
-    model_cfg = build_model_config(args)
+    try:  # a bad number is a one-line message before anything starts, not a traceback
+        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
+        args.dataset = cfg.dataset
+        model_cfg = check_config(build_model_config(args))
+    except ValueError as exc:
+        raise SystemExit(f"latentlab.train: error: {exc}") from None
     torch.manual_seed(cfg.seed)
     model = MODEL_KINDS[args.model][1](model_cfg)
     command = "python -m latentlab.train " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -388,6 +417,7 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
     extra = after_training(trainer, progress=progress)
     if trainer.rank != 0:
         return None
+    check_finite_weights(model)  # a diverged run saves nothing
     metrics = {
         "command": command,
         "train_wall_time_s": round(time.time() - start, 1),
@@ -404,4 +434,7 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
 
 
 if __name__ == "__main__":
-    train_main()
+    try:
+        train_main()
+    except UserError as exc:  # diverged, data missing: the message says what to do
+        sys.exit(f"latentlab.train: {exc}")

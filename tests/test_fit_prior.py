@@ -151,3 +151,26 @@ def test_data_root_flag_goes_through_the_settings(tmp_path, monkeypatch):
     finally:
         settings.reset()
     assert dict(os.environ) == before
+
+
+def test_a_stop_flag_ends_the_prior_fit_after_the_step_it_is_set_in():
+    grids = torch.randint(16, (320, 7, 7), generator=torch.Generator().manual_seed(1))
+    cfg = VQVAEConfig(**(TINY | {"prior_epochs": 3, "prior_batch_size": 32}))  # 30 steps
+    prior = TransformerCodePrior(16, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads)
+    asked = []
+    out = fit_code_prior(prior, grids, cfg, should_stop=lambda: asked.append(1) or len(asked) >= 4,
+                         val_grids=grids[:64])
+    assert out["stopped"] and out["steps"] == len(asked) == 4
+    assert out["val_history"] == [] and math.isfinite(out["train_bits"])
+    assert not prior.training and not any(p.requires_grad for p in prior.parameters())
+
+
+def test_a_stopped_fit_keeps_the_best_whole_epoch_and_says_so():
+    torch.manual_seed(0)
+    model = tiny(prior_epochs=3, prior_batch_size=32)
+    steps = []
+    out = fit_prior(model, torch.rand(96, 1, 28, 28), x_val=torch.rand(32, 1, 28, 28),
+                    should_stop=lambda: steps.append(1) or len(steps) >= 5)  # epoch 2, step 2
+    assert out["prior_stopped_early"] is True
+    assert (out["prior_steps"], out["prior_total_steps"]) == (5, 9)
+    assert out["prior_chosen_epoch"] == 1 and len(out["prior_val_history"]) == 1

@@ -138,3 +138,38 @@ def test_train_and_evaluate_do_not_import_each_other():
     run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, check=False)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+@pytest.mark.parametrize("changes", [{"lr": float("nan")}, {"lr": float("inf")}, {"lr": 0.0},
+                                     {"kl_warmup_epochs": float("nan")}, {"min_lr_ratio": 2.0}])
+def test_non_finite_training_numbers_fail_early(changes):
+    with pytest.raises(ValueError, match="finite|min_lr_ratio"):
+        TrainConfig(**changes)
+
+
+@pytest.mark.parametrize("flags, message", [(["--lr", "inf"], "lr a finite number"),
+                                            (["--latent-dim", "100000000"], "latent_dim must lie")])
+def test_the_cli_refuses_bad_numbers_in_one_line(tmp_path, monkeypatch, flags, message):
+    monkeypatch.setattr("latentlab.train.fit", lambda *a, **k: pytest.fail("training started"))
+    with pytest.raises(SystemExit, match=message):
+        train_main(["--model", "vae", "--out", str(tmp_path / "o"), *flags])
+
+
+def test_a_model_whose_weights_become_nan_is_not_saved(tmp_path, monkeypatch):
+    from latentlab.train import TrainingDiverged
+
+    run_epoch = Trainer.run_epoch
+
+    def diverging(self, *args, **kwargs):
+        logs = run_epoch(self, *args, **kwargs)
+        with torch.no_grad():
+            next(self.model.parameters()).fill_(float("nan"))
+        return logs
+
+    monkeypatch.setattr(Trainer, "run_epoch", diverging)
+    out = tmp_path / "ck"
+    with pytest.raises(TrainingDiverged, match=r"Training diverged \(NaN weights\); lower the "
+                                               r"learning rate"):
+        train_main(["--model", "vae", "--latent-dim", "2", "--epochs", "1", "--val-size", "100",
+                    "--out", str(out), *TINY])
+    assert not out.exists() and list(tmp_path.iterdir()) == []

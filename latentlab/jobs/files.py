@@ -1,12 +1,15 @@
 """Where a trained model's files go: safe names, fresh folders, no half-written leftovers, zips.
 
 A visitor names the checkpoint; the name becomes one plain folder inside the user folder,
-never a path that leaves it, and never the name of a shipped model or an existing one.
+never a path that leaves it, and never the name of a shipped model or an existing one (so
+no visitor can overwrite another's model). ``prune_trained`` keeps a public server from
+filling up: beyond a number or total size of models trained in the app, the oldest go.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from latentlab.jobs.spec import JobSpec
 
 TMP_MARK = ".tmp-"   # a folder or zip being written carries this in its name until renamed
+TRAINED_SOURCE = "Latent Lab Train tab"  # metrics.json "source" of a model trained in the app
 
 
 def sanitize_name(raw: str) -> str:
@@ -99,3 +103,43 @@ def zip_checkpoint(folder: str | os.PathLike, dest_dir: str | os.PathLike | None
                 zf.write(f, f"{folder.name}/{f.name}")
     os.replace(tmp, target)
     return target
+
+
+def _trained_here(folder: Path) -> bool:
+    """True for a checkpoint the Train tab wrote (its metrics.json says so); shipped or
+    hand-copied models never are, so pruning never touches them."""
+    try:
+        return json.loads((folder / "metrics.json").read_text()).get("source") == TRAINED_SOURCE
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+
+
+def prune_trained(root: Path, keep: Path, max_models: int, max_bytes: int) -> list[str]:
+    """Remove the oldest models trained in the app under ``root`` (never ``keep``, never one
+    the app did not train) until at most ``max_models`` remain and they take at most
+    ``max_bytes``; returns the removed names, oldest first.
+
+    >>> import tempfile; root = Path(tempfile.mkdtemp())
+    >>> for i, name in enumerate(["a", "b", "c"]):
+    ...     (root / name).mkdir(); _ = (root / name / "metrics.json").write_text(
+    ...         json.dumps({"source": TRAINED_SOURCE})); os.utime(root / name, (i, i))
+    >>> prune_trained(root, root / "c", max_models=2, max_bytes=10**6), sorted(os.listdir(root))
+    (['a'], ['b', 'c'])
+    """
+    if not root.is_dir():
+        return []
+    models = sorted((p for p in root.iterdir() if p.is_dir() and TMP_MARK not in p.name
+                     and _trained_here(p)), key=lambda p: (p.stat().st_mtime, p.name))
+    sizes = {p: folder_bytes(p) for p in models}
+    removed: list[str] = []
+    for old in [p for p in models if p.resolve() != Path(keep).resolve()]:
+        if len(models) <= max_models and sum(sizes[p] for p in models) <= max_bytes:
+            break
+        shutil.rmtree(old, ignore_errors=True)
+        models.remove(old)
+        removed.append(old.name)
+    return removed

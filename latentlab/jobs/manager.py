@@ -5,6 +5,13 @@ The Train tab never trains in its own event handler. It asks the server-wide
 so a refreshed browser (or a second visitor) simply sees the running job again. The job's
 thread calls the device side (``latentlab.jobs.runner``) chunk by chunk, then finishes and
 writes the checkpoint atomically into the user folder (``settings.user_checkpoint_dir``).
+
+Before a job starts, its settings are checked (``JobSpec``) and so is the data set (one
+sentence on what to do when it is missing). Stop works during the VQ-VAE's code-prior fit
+too: the model is then saved with the prior as far as it got. A diverged job (NaN weights)
+saves nothing. After each save the oldest models trained in the app are removed beyond
+``settings.max_user_models`` / ``max_user_bytes`` (shipped models never), and the status
+message says which.
 """
 
 from __future__ import annotations
@@ -26,10 +33,17 @@ import numpy as np
 
 from latentlab import data, settings, zerogpu
 from latentlab.checkpoint import save_checkpoint
-from latentlab.errors import BusyError, InputError, UserError
+from latentlab.errors import BusyError, DataMissingError, InputError, UserError
 from latentlab.jobs import runner
 from latentlab.jobs.estimate import TimeEstimate, format_seconds
-from latentlab.jobs.files import default_name, remove_stale_temporaries, unique_folder, zip_checkpoint
+from latentlab.jobs.files import (
+    TRAINED_SOURCE,
+    default_name,
+    prune_trained,
+    remove_stale_temporaries,
+    unique_folder,
+    zip_checkpoint,
+)
 from latentlab.jobs.spec import JobSpec
 from models import MODEL_KINDS
 
@@ -187,10 +201,14 @@ class TrainingManager:
                 return "No training job is running."
             if not token or not secrets.compare_digest(token, job.token):
                 return "Only the person who started this job can stop it."
-            if job.status.phase == "finishing":
+            finishing = job.status.phase == "finishing" or job.finish_started is not None
+            if finishing and job.spec.engine_kind != "vqvae":
                 return "The job is already evaluating and saving; it cannot be stopped now."
             Path(job.stop_file).touch()
-            self._set(job, phase="stopping", message="Stopping after the current step.")
+            message = ("Stopping the code prior's fit after the current step; the model is saved "
+                       "with the prior as far as it got." if finishing
+                       else "Stopping after the current step.")
+            self._set(job, phase="stopping", message=message)
             return job.status.message
 
     def status(self) -> JobStatus:
@@ -222,12 +240,18 @@ class TrainingManager:
             if state is None or state["completed"] < 1:
                 self._end(job, "stopped", "Stopped before the first epoch finished; nothing was saved.")
                 return
+            # only a Stop pressed from now on cuts the code prior's fit short
+            Path(job.stop_file).unlink(missing_ok=True)
             with self._lock:
                 job.finish_started = time.monotonic()
                 self._set(job, phase="finishing", message=_finishing_message(job.spec))
-            result = self.finish_fn(job.spec, state)
-            self.estimate.remember(job, result["metrics"])
+            result = self.finish_fn(job.spec, {**state, "stop_file": job.stop_file})
+            if not result["metrics"].get("prior_stopped_early"):  # a cut fit is no estimate
+                self.estimate.remember(job, result["metrics"])
             self._save(job, state, result)
+        except UserError as exc:  # diverged, data gone: the message says what to do
+            log.warning("training job %d ended: %s", job.status.job_id, exc)
+            self._end(job, "failed", f"{exc} Nothing was saved.")
         except Exception as exc:  # the app stays up; the visitor sees what went wrong
             log.exception("training job %d failed", job.status.job_id)
             self._end(job, "failed", f"Training failed ({type(exc).__name__}: {exc}). Nothing was saved.")
@@ -257,6 +281,7 @@ class TrainingManager:
     def _save(self, job: Job, state: dict, result: dict) -> None:
         path, metrics = self._write_checkpoint(job, state, result)
         notes: list[str] = []
+        self._prune(path, notes)
         zip_path = self._offer_zip(path, notes)
         if self.on_saved is not None:
             try:
@@ -267,10 +292,25 @@ class TrainingManager:
         with self._lock:
             self._set(job, checkpoint=str(path), zip_path=zip_path, metrics=metrics,
                       grid=result["grid"], grid_version=job.status.grid_version + 1)
-        verb = "Stopped early and saved" if state["stopped"] else "Done. Saved"
+        prior_cut = bool(metrics.get("prior_stopped_early"))
+        verb = ("Stopped during the code prior's fit and saved" if prior_cut
+                else "Stopped early and saved" if state["stopped"] else "Done. Saved")
+        if prior_cut:
+            notes.insert(0, f"the code prior ran {metrics['prior_steps']} of "
+                            f"{metrics['prior_total_steps']} steps")
         extra = (" Note: " + "; ".join(notes) + ".") if notes else ""
-        self._end(job, "stopped" if state["stopped"] else "done",
+        self._end(job, "stopped" if state["stopped"] or prior_cut else "done",
                   f"{verb} as '{path.name}' after {state['completed']} complete epoch(s).{extra}")
+
+    def _prune(self, path: Path, notes: list[str]) -> None:
+        """Keep the server's models trained in the app within the deployment's limits."""
+        s = settings.current()
+        removed = prune_trained(self.root, path, s.max_user_models, s.max_user_bytes)
+        if removed:
+            names = ", ".join(f"'{n}'" for n in removed)
+            notes.append(f"this server keeps at most {s.max_user_models} trained models "
+                         f"({s.max_user_bytes / 2**20:.0f} MB), so the oldest ({names}) "
+                         f"{'was' if len(removed) == 1 else 'were'} removed")
 
     def _write_checkpoint(self, job: Job, state: dict, result: dict) -> tuple[Path, dict]:
         kind, model_cfg, cfg = job.spec.configs()
@@ -282,7 +322,7 @@ class TrainingManager:
         history = state["trainer"]["history"]
         metrics = {
             "command": job.spec.command(folder),
-            "source": "Latent Lab Train tab",
+            "source": TRAINED_SOURCE,
             "train_wall_time_s": round(time.monotonic() - job.started, 1),
             "device": result["device"],
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -308,6 +348,8 @@ class TrainingManager:
     def _check_allowed(self, spec: JobSpec) -> None:
         if not training_enabled():
             raise UserError("Training is switched off on this server.")
+        if not data.available(spec.dataset):
+            raise DataMissingError(data.missing_message(spec.dataset))
         work = spec.images() * spec.epochs
         if runner.trains_on_cpu() and work > cpu_cap():
             raise InputError(

@@ -8,6 +8,12 @@ the manager calls it until all epochs are done. ``finish_job`` then restores the
 epoch's weights, runs what comes after training (the VQ-VAE's code prior), evaluates briefly
 and records the validation summary, like ``latentlab.train.fit``.
 
+Stop reaches the code prior's fit too: ``state["stop_file"]`` (set by the manager; in the
+state because ZeroGPU's duration function takes the same arguments as ``finish_job``) ends
+it after the current step, and the model is kept with the prior as far as it got
+(``prior_stopped_early`` in its metrics). Weights that became NaN or infinite are never
+handed back (``TrainingDiverged``); a chunk whose epoch loss is not finite stops the job.
+
 >>> spec = JobSpec(latent_dim=2, subset=64, batch_size=32, val_size=100,
 ...                model_options={"channels": 4, "hidden": 8})
 >>> events = list(train_chunk(spec))
@@ -22,6 +28,7 @@ and records the validation summary, like ``latentlab.train.fit``.
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -38,7 +45,14 @@ from latentlab.device import device_description
 from latentlab.evaluate import quick_metrics
 from latentlab.jobs.preview import preview_grid
 from latentlab.jobs.spec import JobSpec
-from latentlab.train import Trainer, after_training, validation_summary
+from latentlab.train import (
+    DIVERGED,
+    Trainer,
+    TrainingDiverged,
+    after_training,
+    check_finite_weights,
+    validation_summary,
+)
 from models import MODEL_KINDS
 
 Emit = Callable[[tuple[str, Any]], None]
@@ -186,6 +200,8 @@ def _run_chunk(spec: JobSpec, state: dict | None, limits: ChunkLimits, emit: Emi
         t0 = time.monotonic()
         logs = _train_epoch(trainer, meter, emit, lambda: cancelled() or limits.stop_requested())
         epoch_times.append(time.monotonic() - t0)
+        if not math.isfinite(logs.get("loss", 0.0)):  # no point in more epochs of NaN
+            raise TrainingDiverged(DIVERGED)
         stopped = logs["stopped"]
         completed += 0 if stopped else 1
         grid = preview_grid(trainer.model, spec.dataset, samples=spec.engine_kind != "vqvae")
@@ -213,12 +229,16 @@ def train_chunk(spec: JobSpec, state: dict | None = None, max_epochs: int = 0,
 
 def finish_job(spec: JobSpec, state: dict) -> dict:
     """After the last epoch: the chosen epoch's weights (the best one with ``keep_best``),
-    ``after_training`` (the VQ-VAE fits its code prior), a quick evaluation, the validation
-    summary and a final preview. Returns CPU weights, metrics, grid and device."""
+    ``after_training`` (the VQ-VAE fits its code prior; ``state["stop_file"]`` stops it), a
+    quick evaluation, the validation summary and a final preview. Returns CPU weights,
+    metrics, grid and device; raises ``TrainingDiverged`` for non-finite weights."""
     trainer = build_trainer(spec, state)
     chosen_epoch = trainer.restore_best()
-    extra = after_training(trainer, progress=False)
+    stop_file = state.get("stop_file") or ""
+    extra = after_training(trainer, progress=False,
+                           should_stop=lambda: bool(stop_file) and os.path.exists(stop_file))
     model = trainer.model.eval()
+    check_finite_weights(model)
     metrics = {**validation_summary(trainer, chosen_epoch), **extra,
                **quick_metrics(model, spec.dataset, kind=spec.engine_kind)}
     return {"weights": to_cpu(model.state_dict()), "metrics": metrics,

@@ -3,17 +3,23 @@
 A ``JobSpec`` speaks the app's words (a VAE, a VAE with a flow prior, a VQ-VAE); ``configs()``
 turns it into what ``latentlab.train`` runs: (engine kind, model config, ``TrainConfig``), and
 ``command()`` writes the equivalent ``python -m latentlab.train`` line for ``metrics.json``.
+
+``RANGES`` holds each setting's limits once: the Train tab's widgets take their minimum and
+maximum from it and ``JobSpec`` refuses anything outside (NaN and infinities included), so
+the API cannot ask for more than the widgets allow.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
 from latentlab import data
+from latentlab.checkpoint import check_config
 from latentlab.errors import InputError
 from latentlab.train import TrainConfig
 from models import MODEL_KINDS
@@ -24,6 +30,53 @@ KIND_LABELS = {"vae": "VAE with N(0, I) prior", "flow": "VAE with a flow prior (
                "vqvae": "VQ-VAE, then its code prior"}
 # Settings of the engine that the spec never passes on (the CLI has its own flags for them).
 _NOT_TRAIN_FLAGS = ("dataset", "model")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A setting's limits (inclusive) and its name on the Train tab.
+
+    >>> RANGES["beta"].check(0.5), RANGES["epochs"].check(3.0)
+    (0.5, 3)
+    >>> RANGES["lr"].check(float("nan"))
+    Traceback (most recent call last):
+    latentlab.errors.InputError: Learning rate must be a number between 1e-06 and 1, got nan
+    """
+
+    label: str
+    lo: float
+    hi: float
+    integer: bool = True
+
+    def check(self, value: Any) -> Any:
+        """``value`` as an int (whole-number settings) or float inside the range, or InputError."""
+        try:
+            number = float(value)
+            ok = (not isinstance(value, bool) and math.isfinite(number)
+                  and self.lo <= number <= self.hi and (not self.integer or number.is_integer()))
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            kind = "a whole number" if self.integer else "a number"
+            raise InputError(f"{self.label} must be {kind} between {self.lo:g} and {self.hi:g}, "
+                             f"got {value!r}")
+        return int(number) if self.integer else number
+
+
+# The Train tab's limits, defined once (the widgets read them too). beta and the prior's
+# epochs may also be None in a spec: the model's default.
+RANGES: dict[str, Range] = {
+    "latent_dim": Range("Latent dimension", 1, 64),
+    "beta": Range("beta", 0.0, 100.0, integer=False),
+    "num_codes": Range("K (codebook entries)", 4, 512),
+    "prior_epochs": Range("Code-prior epochs", 0, 30),
+    "epochs": Range("Epochs", 1, 100),
+    "subset": Range("Training images", 0, 60_000),
+    "lr": Range("Learning rate", 1e-6, 1.0, integer=False),
+    "batch_size": Range("Batch size", 8, 512),
+    "val_size": Range("Validation images", 0, 50_000),
+}
+BATCH_SIZES = [32, 64, 128, 256, 512]   # the tab's choices (the API may ask for any in range)
 
 
 @dataclass
@@ -64,8 +117,10 @@ class JobSpec:
             raise InputError(f"unknown model kind {self.model!r}; choose one of {sorted(APP_KINDS)}")
         if APP_KINDS[self.model][0] not in MODEL_KINDS:
             raise InputError(f"the {KIND_LABELS[self.model]} is not available in this build")
-        if self.subset < 0:
-            raise InputError("subset must be >= 0 (0 = the whole training set)")
+        for name, limits in RANGES.items():
+            value = getattr(self, name)
+            if value is not None or name not in ("beta", "prior_epochs"):
+                setattr(self, name, limits.check(value))
         self.configs()  # fails early on any impossible combination
 
     @property
@@ -80,7 +135,7 @@ class JobSpec:
         if unknown:
             raise InputError(f"{config_cls.__name__} has no fields {sorted(unknown)}")
         try:
-            model_cfg = config_cls(**self._model_values())
+            model_cfg = check_config(config_cls(**self._model_values()))
             train_cfg = TrainConfig(
                 dataset=self.dataset, model=kind, epochs=self.epochs, lr=self.lr,
                 batch_size=self.batch_size, subset=self.subset, val_size=self.val_size,

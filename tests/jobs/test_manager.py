@@ -68,7 +68,7 @@ def test_stop_before_the_first_epoch_saves_nothing(manager, saved, tmp_path, tin
 
 
 def test_stop_after_an_epoch_saves_a_valid_checkpoint(manager, tmp_path, tiny_spec):
-    token = manager.start(tiny_spec(epochs=200, val_size=500))
+    token = manager.start(tiny_spec(epochs=100, val_size=500))
     s = wait_for(manager, lambda s: s.epochs_done >= 2 and s.eta_s is not None)
     assert s.eta_s > 0 and s.running
     assert "only the person" in manager.stop("not-the-owner").lower()
@@ -77,12 +77,12 @@ def test_stop_after_an_epoch_saves_a_valid_checkpoint(manager, tmp_path, tiny_sp
     s = manager.wait(60)
     assert s.phase == "stopped", s.message
     _, info = load_checkpoint(s.checkpoint)
-    assert info.metrics["stopped_early"] is True and 2 <= info.metrics["epochs_completed"] < 200
+    assert info.metrics["stopped_early"] is True and 2 <= info.metrics["epochs_completed"] < 100
     assert folder_names(tmp_path / "user") == [Path(s.checkpoint).name]  # no half-written folder
 
 
 def test_a_second_job_is_refused_with_the_running_jobs_progress(manager, tiny_spec):
-    token = manager.start(tiny_spec(epochs=200, val_size=500))
+    token = manager.start(tiny_spec(epochs=100, val_size=500))
     wait_for(manager, lambda s: s.phase == "training")
     with pytest.raises(BusyError, match="one job at a time") as err:
         manager.start(tiny_spec(model="flow"))
@@ -172,3 +172,120 @@ def test_the_status_is_a_snapshot(manager, tiny_spec):
     assert first.job_id == s.job_id == 1 and first.phase != "done"  # the old snapshot kept its values
     with pytest.raises(AttributeError):
         s.phase = "idle"  # frozen: visitors cannot change the job
+
+
+# ----------------------------------------------------------------------------- robustness
+
+def test_stop_reaches_the_code_prior_fit_and_the_model_is_saved_with_its_prior_so_far(
+        tmp_path, tiny_spec):
+    holder = {}
+
+    def finish_after_stop(spec, state):
+        assert holder["m"].status().phase == "finishing"
+        assert "code prior" in holder["m"].stop(holder["token"])
+        return finish_job(spec, state)
+
+    m = holder["m"] = TrainingManager(root=tmp_path / "user", finish_fn=finish_after_stop,
+                                      shipped_dir=None, downloads=tmp_path / "zips")
+    holder["token"] = m.start(tiny_spec("vqvae", val_size=500, prior_epochs=5))
+    s = m.wait(120)
+    assert s.phase == "stopped" and "Stopped during the code prior's fit and saved" in s.message
+    assert "the code prior ran 1 of" in s.message
+    _, info = load_checkpoint(s.checkpoint)
+    assert info.metrics["prior_stopped_early"] is True and info.metrics["epochs_completed"] == 1
+
+
+def test_a_vae_cannot_be_stopped_while_it_is_evaluated(tmp_path, tiny_spec):
+    holder = {}
+
+    def finish(spec, state):
+        holder["answer"] = holder["m"].stop(holder["token"])
+        return finish_job(spec, state)
+
+    m = holder["m"] = TrainingManager(root=tmp_path / "user", finish_fn=finish, shipped_dir=None,
+                                      downloads=tmp_path / "zips")
+    holder["token"] = m.start(tiny_spec(val_size=500))
+    assert m.wait(120).phase == "done" and "cannot be stopped now" in holder["answer"]
+
+
+def test_a_diverged_job_saves_nothing_and_says_what_to_do(manager, saved, tmp_path, tiny_spec,
+                                                         monkeypatch):
+    from latentlab.jobs import runner
+
+    def nan_after_training(trainer, **kw):
+        with torch.no_grad():
+            for p in trainer.model.parameters():
+                p.fill_(float("nan"))
+        return {}
+
+    monkeypatch.setattr(runner, "after_training", nan_after_training)
+    manager.start(tiny_spec(val_size=500))
+    s = manager.wait(120)
+    assert s.phase == "failed" and s.checkpoint is None
+    assert s.message == ("Training diverged (NaN weights); lower the learning rate. "
+                         "Nothing was saved.")
+    assert saved == [] and folder_names(tmp_path / "user") == []
+
+
+def test_missing_data_is_refused_before_the_job_starts(manager, configure, tmp_path, tiny_spec):
+    from latentlab.errors import DataMissingError
+
+    configure(data_dir=tmp_path / "nothing", cache_dir=tmp_path / "cache")
+    with pytest.raises(DataMissingError, match="MNIST is not on this server: run `python -m "
+                                               "latentlab.data download"):
+        manager.start(tiny_spec())
+    assert manager.status().job_id == 0
+
+
+def _fake_trained(root: Path, name: str, age_s: float, size: int = 10) -> Path:
+    import json
+    import os
+
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps({"source": "Latent Lab Train tab"}))
+    (folder / "model.safetensors").write_bytes(b"0" * size)
+    stamp = time.time() - age_s
+    os.utime(folder, (stamp, stamp))
+    return folder
+
+
+def test_the_oldest_trained_models_make_room_and_the_tab_says_so(manager, configure, tmp_path,
+                                                                 tiny_spec):
+    user = tmp_path / "user"
+    _fake_trained(user, "oldest", 300)
+    _fake_trained(user, "older", 200)
+    (user / "copied-by-hand").mkdir()  # not trained here (no Train-tab metrics): never removed
+    configure(max_user_models=2)
+    manager.start(tiny_spec(name="fresh", val_size=500))
+    s = manager.wait(120)
+    assert s.phase == "done"
+    assert "at most 2 trained models" in s.message and "the oldest ('oldest') was removed" in s.message
+    assert folder_names(user) == ["copied-by-hand", "fresh", "older"]
+
+
+def test_the_total_size_limit_removes_the_oldest_too(manager, configure, tmp_path, tiny_spec):
+    user = tmp_path / "user"
+    _fake_trained(user, "big", 300, size=3 * 2**20)
+    _fake_trained(user, "small", 200)
+    configure(max_user_bytes=2 * 2**20)
+    manager.start(tiny_spec(name="fresh", val_size=500))
+    s = manager.wait(120)
+    assert s.phase == "done" and "('big') was removed" in s.message
+    assert folder_names(user) == ["fresh", "small"]
+
+
+def test_one_visitor_cannot_overwrite_or_poison_anothers_model(manager, tmp_path, tiny_spec):
+    shipped = tmp_path / "shipped" / "mnist-vae-z2"
+    shipped.mkdir(parents=True)
+    manager.start(tiny_spec(name="mine", val_size=500))
+    first = Path(manager.wait(120).checkpoint)
+    before = {f.name: f.read_bytes() for f in first.iterdir()}
+    paths = []
+    for name in ("mine", "../user/mine", "mnist-vae-z2", "mine/../../evil"):
+        manager.start(tiny_spec(name=name, val_size=500, seed=1))
+        paths.append(Path(manager.wait(120).checkpoint))
+    assert [p.name for p in paths] == ["mine-2", "user-mine", "mnist-vae-z2-2", "mine-evil"]
+    assert all(p.parent == tmp_path / "user" for p in paths)  # inside the user folder, always
+    assert {f.name: f.read_bytes() for f in first.iterdir()} == before  # untouched
+    assert list(shipped.iterdir()) == []  # a shipped name is never taken

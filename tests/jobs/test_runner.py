@@ -101,3 +101,25 @@ def test_to_cpu_keeps_the_structure():
     state = {"a": [torch.ones(2, requires_grad=True)], "b": (1, torch.zeros(1)), "c": None}
     out = to_cpu(state)
     assert isinstance(out["b"], tuple) and out["c"] is None and not out["a"][0].requires_grad
+
+
+def test_a_stop_file_ends_the_code_prior_fit_and_keeps_the_prior_as_far_as_it_got(tiny_spec, tmp_path):
+    spec = tiny_spec("vqvae", val_size=500, prior_epochs=5)
+    state = final_state(list(train_chunk(spec, None)))
+    stop = tmp_path / "stop"
+    stop.touch()
+    result = finish_job(spec, {**state, "stop_file": str(stop)})
+    m = result["metrics"]
+    assert m["prior_stopped_early"] is True and m["prior_steps"] == 1 < m["prior_total_steps"]
+    assert all(torch.isfinite(v).all() for v in result["weights"].values() if v.is_floating_point())
+    assert "test_mse" in m  # evaluated and handed back like any finished job
+
+
+def test_a_chunk_whose_loss_is_not_finite_stops_the_job(tiny_spec, monkeypatch):
+    from latentlab.train import Trainer, TrainingDiverged
+
+    run_epoch = Trainer.run_epoch
+    monkeypatch.setattr(Trainer, "run_epoch",
+                        lambda self, **kw: {**run_epoch(self, **kw), "loss": float("nan")})
+    with pytest.raises(TrainingDiverged, match="lower the learning rate"):
+        list(train_chunk(tiny_spec(epochs=3), None))

@@ -12,11 +12,11 @@ from latentlab.train import TrainConfig, build_model_config, parse_args
 @pytest.mark.parametrize("kwargs, message", [
     ({"model": "gan"}, "unknown model kind"),
     ({"dataset": "cifar"}, "unknown dataset"),
-    ({"epochs": 0}, "epochs"),
-    ({"latent_dim": 0}, "latent_dim"),
-    ({"subset": -1}, "subset"),
+    ({"epochs": 0}, "Epochs must be a whole number between 1 and 100, got 0"),
+    ({"latent_dim": 0}, "Latent dimension"),
+    ({"subset": -1}, "Training images"),
     ({"model_options": {"wings": 2}}, "no fields"),
-    ({"val_size": -1}, "val_size"),
+    ({"val_size": -1}, "Validation images"),
     ({"val_size": 0, "keep_best": True}, "keep_best"),
     ({"model_options": {"posterior": "categorical"}}, "prior"),  # categorical goes with uniform
 ])
@@ -25,10 +25,9 @@ def test_impossible_jobs_fail_early(kwargs, message):
         JobSpec(**kwargs)
 
 
-def test_a_validation_split_as_large_as_the_data_is_refused_when_counted():
-    spec = JobSpec(val_size=60_000)
-    with pytest.raises(InputError, match="validation split must leave training images"):
-        spec.images()
+def test_a_validation_split_as_large_as_the_data_is_refused():
+    with pytest.raises(InputError, match="Validation images must be a whole number between 0 and"):
+        JobSpec(val_size=60_000)
 
 
 @pytest.mark.parametrize("model, kind, prior", [("vae", "vae", "normal"), ("flow", "vae", "realnvp"),
@@ -77,3 +76,40 @@ def test_the_cli_accepts_the_command_and_builds_the_same_configs(tiny_spec, mode
 def test_summary_names_the_model_and_the_work():
     assert JobSpec(model="vqvae", latent_dim=4, num_codes=16, subset=256).summary() == (
         "VQ-VAE, then its code prior on mnist (K=16 codes of size 4), 1 epoch(s) on 256 images")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"beta": 1e300}, "beta must be a number between 0 and 100, got 1e\\+300"),
+    ({"beta": float("nan")}, "beta must be a number between 0 and 100, got nan"),
+    ({"beta": -0.5}, "beta must be"),
+    ({"lr": 1e300}, "Learning rate must be a number between 1e-06 and 1, got 1e\\+300"),
+    ({"lr": float("inf")}, "Learning rate"),
+    ({"lr": float("nan")}, "Learning rate"),
+    ({"epochs": 2.5}, "Epochs must be a whole number"),
+    ({"epochs": 101}, "Epochs must be a whole number between 1 and 100"),
+    ({"subset": 10**12}, "Training images"),
+    ({"batch_size": 10**6}, "Batch size"),
+    ({"latent_dim": 10**8}, "Latent dimension"),
+    ({"model": "vqvae", "num_codes": 10**9}, "K \\(codebook entries\\)"),
+    ({"model": "vqvae", "prior_epochs": 10**6}, "Code-prior epochs"),
+    ({"val_size": float("nan")}, "Validation images"),
+    ({"model_options": {"hidden": 10**8}}, "hidden must lie between 0 and 8192"),
+    ({"model_options": {"tau_start": float("inf")}}, "tau"),
+])
+def test_out_of_range_and_non_finite_settings_are_refused_before_anything_starts(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        JobSpec(**kwargs)
+
+
+def test_every_range_holds_the_defaults_and_the_presets():
+    from latentlab.jobs.spec import BATCH_SIZES, RANGES
+    from latentlab.views.train import PRESETS
+
+    spec = JobSpec()
+    for name, limits in RANGES.items():
+        value = getattr(spec, name)
+        assert value is None or limits.lo <= value <= limits.hi, name
+    for preset in PRESETS.values():
+        for name in ("epochs", "subset", "batch_size", "prior_epochs"):
+            assert RANGES[name].check(preset[name]) == preset[name]
+    assert all(RANGES["batch_size"].check(b) == b for b in BATCH_SIZES)

@@ -38,12 +38,14 @@ from latentlab.ui.code_grid import CodeGridHandles, build_code_grid
 from latentlab.ui.common import CSS, THEME, friendly
 from latentlab.ui.interpolate import build_interpolate
 from latentlab.ui.latent import build_latent
+from latentlab.ui.links import wire_links
 from latentlab.ui.models import (
     build_models_panel,
     picker_refresh,
     wire_dataset,
     wire_models_panel,
 )
+from latentlab.ui.presenter import PRESENTER_CSS, PRESENTER_JS, build_header
 from latentlab.ui.reconstruct import ReconstructHandles, build_reconstruct
 from latentlab.ui.sample import build_sample
 from latentlab.views import code_grid as code_view
@@ -94,10 +96,19 @@ def wire_open_in_code_grid(registry: ModelRegistry, tabs: gr.Tabs, rec: Reconstr
                           api_name="open_in_code_grid", api_visibility="private")
 
 
-def open_tab(request: gr.Request) -> Any:
-    """Deep links: ``/?tab=latent`` opens that tab (handy in lecture slides)."""
-    tab = request.query_params.get("tab") if request else None
-    return gr.Tabs(selected=tab) if tab in TAB_IDS else gr.skip()
+# Long actions (a UMAP recompute runs ~40 s, a region regeneration scores up to 49 cells x
+# 32 candidates) take turns on one worker, so a class clicking them leaves the second core
+# to everyone's quick actions (each of those keeps its own queue of 2 workers).
+HEAVY_EVENTS = ("umap_recompute", "code_regenerate")
+HEAVY_ID = "heavy"
+
+
+def limit_heavy(demo: gr.Blocks) -> None:
+    """Put the HEAVY_EVENTS into one concurrency group of limit 1 (Gradio makes the groups
+    when the first event of each is queued, so setting them after wiring is enough)."""
+    for fn in demo.fns.values():
+        if fn.api_name in HEAVY_EVENTS:
+            fn.concurrency_id, fn.concurrency_limit = HEAVY_ID, 1
 
 
 def build_tabs(registry: ModelRegistry, datasets: list[str]) -> tuple[gr.Tabs, list]:
@@ -128,7 +139,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
     """Lay out the whole app around one registry (tests pass one with tiny checkpoints)."""
     datasets = registry.datasets() or ["mnist", "fashion"]
     with gr.Blocks(title="Latent Lab", delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(explain.INTRO, elem_id="ll-header")
+        header = build_header(explain.INTRO)
         panel = build_models_panel(registry)
         tabs, handles = build_tabs(registry, datasets)
         rec, code = handles[0], handles[3]
@@ -142,17 +153,21 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         refresh = picker_refresh(registry, handles)
         list_models = wire_models_panel(registry, panel, refresh)
 
-        # A fresh page sees checkpoints trained since the server started, and opens on a
-        # finished example instead of an empty screen.
-        demo.load(open_tab, None, [tabs], api_name="page_load_tab", api_visibility="private",
-                  show_progress="hidden")
-        demo.load(list_models, None, [panel.status, panel.table], api_name="page_load",
+        # A fresh page opens the view its link names (``/?tab=latent&dataset=fashion``), sees
+        # checkpoints trained since the server started, and shows a finished example.
+        fill, select = wire_links(registry, demo, datasets, header, tabs, handles)
+        demo.load(fill.fn, fill.inputs, fill.outputs, api_name="page_load_link",
                   api_visibility="private", show_progress="hidden").then(
+            select.fn, select.inputs, select.outputs, api_name="page_load_tab",
+            api_visibility="private", show_progress="hidden").then(
+            list_models, None, [panel.status, panel.table], api_name="page_load",
+            api_visibility="private", show_progress="hidden").then(
             refresh.fn, refresh.inputs, refresh.outputs, api_name="page_load_pickers",
             api_visibility="private", show_progress="hidden").then(
             rec.action.fn, rec.action.inputs, rec.action.outputs,
             api_name="page_load_reconstruct", api_visibility="private")
         wire_open_in_code_grid(registry, tabs, rec, code)
+    limit_heavy(demo)
     demo.queue(default_concurrency_limit=2)
     return demo
 
@@ -161,7 +176,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
 
 def launch_kwargs() -> dict:
     """Arguments ``launch`` needs besides host and port (Gradio 6 takes theme/css here)."""
-    return {"theme": THEME, "css": CSS, "max_file_size": MAX_FILE_BYTES, "show_error": True}
+    return {"theme": THEME, "css": CSS + PRESENTER_CSS, "js": PRESENTER_JS,
+            "max_file_size": MAX_FILE_BYTES, "show_error": True}
 
 
 def make_registry() -> ModelRegistry:

@@ -19,6 +19,8 @@ from gradio.components.plot import PlotData
 
 from latentlab import explain, plots, zerogpu
 from latentlab.jobs import JobStatus, TrainingManager, get_manager, trains_on_cpu
+from latentlab.jobs.spec import BATCH_SIZES
+from latentlab.jobs.spec import RANGES as R  # the same limits as the API's checks
 from latentlab.views import train as view
 
 POLL_S = 2.0
@@ -44,24 +46,30 @@ def _settings_column(manager: TrainingManager) -> dict[str, Any]:
     w["dataset"] = gr.Radio(["mnist", "fashion"], value="mnist", label="Data set")
     w["model"] = gr.Radio(view.available_models(), value="vae", label="Model")
     w["preset"] = gr.Dropdown([*view.PRESETS, view.CUSTOM], value=preset0, label="Preset")
-    w["latent"] = gr.Slider(1, 64, value=16, step=1, label="Latent dimension of z",
+    w["latent"] = gr.Slider(R["latent_dim"].lo, R["latent_dim"].hi, value=16, step=1,
+                            label="Latent dimension of z",
                             info="2 lets you draw the latent plane")
-    w["beta"] = gr.Number(value=1.0, label="beta",
+    w["beta"] = gr.Number(value=1.0, label="beta", minimum=R["beta"].lo, maximum=R["beta"].hi,
                           info="KL weight for the VAEs, commitment weight for the VQ-VAE")
-    w["codes"] = gr.Slider(4, 512, value=128, step=4, label="K: number of codebook entries",
-                           visible=False)
-    w["prior_epochs"] = gr.Slider(0, 30, value=p0["prior_epochs"], step=1, label="Code-prior epochs",
+    w["codes"] = gr.Slider(R["num_codes"].lo, R["num_codes"].hi, value=128, step=4,
+                           label="K: number of codebook entries", visible=False)
+    w["prior_epochs"] = gr.Slider(R["prior_epochs"].lo, R["prior_epochs"].hi,
+                                  value=p0["prior_epochs"], step=1, label="Code-prior epochs",
                                   info="passes of p_lambda(c) over the training codes", visible=False)
-    w["epochs"] = gr.Slider(1, 100, value=p0["epochs"], step=1, label="Epochs")
-    w["subset"] = gr.Number(value=p0["subset"], precision=0,
+    w["epochs"] = gr.Slider(R["epochs"].lo, R["epochs"].hi, value=p0["epochs"], step=1,
+                            label="Epochs")
+    w["subset"] = gr.Number(value=p0["subset"], precision=0, minimum=R["subset"].lo,
+                            maximum=R["subset"].hi,
                             label="Training images (0 = all that are not held out for validation)")
-    w["lr"] = gr.Number(value=2e-3, label="Learning rate (Adam, cosine decay)")
-    w["batch"] = gr.Dropdown([32, 64, 128, 256, 512], value=p0["batch_size"], label="Batch size")
+    w["lr"] = gr.Number(value=2e-3, label="Learning rate (Adam, cosine decay)",
+                        minimum=R["lr"].lo, maximum=R["lr"].hi)
+    w["batch"] = gr.Dropdown(BATCH_SIZES, value=p0["batch_size"], label="Batch size")
     w["bf16"] = gr.Checkbox(False, label="bf16 autocast", visible=not trains_on_cpu())
     w["name"] = gr.Textbox(label="Checkpoint name (optional)", max_lines=1,
                            placeholder="letters, digits, - and _; a name is made up if empty")
     with gr.Accordion("Validation", open=False):
-        w["val_size"] = gr.Number(value=view.VAL_SIZE, precision=0, minimum=0,
+        w["val_size"] = gr.Number(value=view.VAL_SIZE, precision=0, minimum=R["val_size"].lo,
+                                  maximum=R["val_size"].hi,
                                   label="Validation images (the last N training images, held out)",
                                   info="checked after every epoch; 0 = no validation")
         w["keep_best"] = gr.Checkbox(False, label="Keep the epoch with the lowest validation loss")

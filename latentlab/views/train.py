@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from latentlab import plots, zerogpu
+from latentlab import data, plots, zerogpu
 from latentlab.errors import BusyError, InputError, UserError
 from latentlab.jobs import (
     KIND_LABELS,
@@ -138,6 +138,8 @@ def device_note(manager: TrainingManager, spec: JobSpec | None) -> str:
     """Where training runs and, on a CPU, an honest word about time."""
     if not training_enabled():
         return "**Training is switched off on this server**; the other tabs work as usual."
+    if spec is not None and not data.available(spec.dataset):  # said before Start, not after
+        return f"**{data.missing_message(spec.dataset)}**"
     if on_zerogpu():
         return (f"Training runs on **ZeroGPU**: the GPU is lent in calls of about "
                 f"{zerogpu.call_seconds()} s, each training the epochs that fit; between calls "

@@ -178,3 +178,53 @@ def test_status_text_shows_validation_while_training_and_the_chosen_epoch_at_the
     text = view.status_markdown(done, owner=False)
     assert "Validation (epoch 1): val_loss = 119" in text and "Test set: test_elbo = -118.25" in text
     assert view.status_markdown(JobStatus(), owner=False).startswith("No job yet")
+
+
+# ----------------------------------------------------------------------------- limits, data
+
+@pytest.mark.parametrize("index, value, message", [
+    (3, 1e300, "beta must be a number between 0 and 100"),
+    (3, float("nan"), "beta"),
+    (8, 1e300, "Learning rate must be a number between 1e-06 and 1"),
+    (8, float("nan"), "learning rate"),
+    (6, 10**6, "Epochs must be a whole number between 1 and 100"),
+    (2, 10**8, "Latent dimension must be a whole number between 1 and 64"),
+    (9, 10**7, "Batch size"),
+])
+def test_the_api_refuses_what_the_widgets_cannot_send(manager, index, value, message):
+    values = list(TINY_VALUES)
+    values[index] = value
+    token, text = view.start_job(manager, "", values)
+    assert token == "" and text.startswith("Cannot start") and message in text
+    assert manager.status().job_id == 0  # nothing started, nothing saved
+
+
+def test_the_widgets_take_their_limits_from_the_api_checks(manager):
+    from latentlab.jobs.spec import BATCH_SIZES, RANGES
+
+    with gr.Blocks(analytics_enabled=False) as demo:
+        ui.build_train(None, manager=manager)
+    by_label = {b.label: b for b in demo.blocks.values() if getattr(b, "label", None)}
+    widgets = {"latent_dim": "Latent dimension of z", "num_codes": "K: number of codebook entries",
+               "prior_epochs": "Code-prior epochs", "epochs": "Epochs", "beta": "beta",
+               "lr": "Learning rate (Adam, cosine decay)",
+               "subset": "Training images (0 = all that are not held out for validation)",
+               "val_size": "Validation images (the last N training images, held out)"}
+    for name, label in widgets.items():
+        w = by_label[label]
+        assert (w.minimum, w.maximum) == (RANGES[name].lo, RANGES[name].hi), name
+    assert [c[1] for c in by_label["Batch size"].choices] == BATCH_SIZES
+
+
+def test_missing_data_is_said_in_one_sentence_before_and_on_start(manager, tmp_path):
+    from latentlab import settings
+
+    try:
+        settings.configure(data_dir=tmp_path / "empty", cache_dir=tmp_path / "cache")
+        note = view.settings_note(manager, TINY_VALUES)
+        token, text = view.start_job(manager, "", TINY_VALUES)
+    finally:
+        settings.reset()
+    sentence = "MNIST is not on this server: run `python -m latentlab.data download --dataset mnist`"
+    assert sentence in note and "Cannot start: " + sentence in text and "http" not in text
+    assert token == "" and manager.status().job_id == 0

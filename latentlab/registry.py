@@ -16,6 +16,7 @@ weights, else computed live. Everything here is shared by all users and read-onl
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from latentlab.errors import CheckpointError, DataMissingError, InputError
 REPO = Path(__file__).resolve().parents[1]
 LIVE_SUBSET = 2000          # test images encoded live when no precomputed asset is shipped
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _check_weights_header(path: Path) -> None:
@@ -46,6 +48,29 @@ def _check_weights_header(path: Path) -> None:
             fh.keys()
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: unreadable safetensors file ({exc})") from exc
+
+
+def _check_finite_weights(folder: Path) -> None:
+    """Refuse NaN or infinite weights (reads them all: only for the small trained models)."""
+    from safetensors.torch import load_file
+
+    checkpoint.check_weights(folder)  # bounded sizes and matching shapes before reading data
+    bad = checkpoint.nonfinite_tensors(load_file(str(folder / "model.safetensors")))
+    if bad:
+        raise CheckpointError(f"weights are not finite (NaN or inf in {bad[:3]}); the training "
+                              "that wrote them diverged")
+
+
+def _stamp(path: Path) -> tuple:
+    """What changes when a checkpoint folder is rewritten: its files' times and sizes."""
+    out = []
+    for f in ("config.json", "model.safetensors", "metrics.json"):
+        try:
+            st = (path / f).stat()
+        except OSError:
+            continue
+        out.append((f, st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
 def _sha(path: Path) -> str:
@@ -172,23 +197,32 @@ class ModelRegistry:
                    for p in sorted(root.glob("*")) if p.is_dir() and ".tmp-" not in p.name]
         for path in folders:
             if (path / "config.json").exists():
-                found[path.name] = self._read_entry(path)
+                old = self._entries.get(path.name)  # unchanged files are not read again
+                found[path.name] = (old if old is not None and old.path == path
+                                    and old.stamp == _stamp(path)
+                                    else self._read_entry(path, path.parent in self.extra_roots))
         with self._lock:
             changed = [n for n, e in found.items()
                        if n not in self._entries or self._entries[n].stamp != e.stamp]
+            for n in changed:
+                if found[n].error:  # one line per broken checkpoint, when it appears
+                    log.warning("checkpoint %s is not listed: %s", n, found[n].error)
             for name in set(self._loaded) - {n for n in found if n not in changed}:
                 del self._loaded[name]
             self._entries = found
         return changed
 
     @staticmethod
-    def _read_entry(path: Path) -> ModelEntry:
-        stamp = tuple((f, (path / f).stat().st_mtime_ns) for f in
-                      ("config.json", "model.safetensors", "metrics.json") if (path / f).exists())
+    def _read_entry(path: Path, trained_here: bool = False) -> ModelEntry:
+        """Config and metrics, the weights' header; for a model trained in the app (small, and
+        made by a run that may have diverged) also every weight's value."""
+        stamp = _stamp(path)
         try:
             info = checkpoint.read_info(path)
             dataset = check_dataset(getattr(info.config, "dataset", "mnist"))
             _check_weights_header(path / "model.safetensors")
+            if trained_here:
+                _check_finite_weights(path)
             return ModelEntry(path.name, path, info.kind, dataset, info.config, info.metrics,
                               stamp=stamp)
         except (checkpoint.CheckpointError, CheckpointError, ValueError, TypeError,

@@ -103,3 +103,69 @@ def test_missing_test_set_is_a_data_missing_error(monkeypatch):
     monkeypatch.setattr(data, "load_split", absent)
     with pytest.raises(DataMissingError, match="not available"):
         rg.load_test_images("mnist", 10, binary=False)
+
+
+def _nan_vae(folder):
+    """A tiny VAE checkpoint whose weights hold NaN (written past save_checkpoint's check)."""
+    from safetensors.torch import save_file
+
+    cfg = VAEConfig(latent_dim=2, channels=4, hidden=16)
+    path = save_checkpoint(folder, VAE(cfg), "vae", cfg)
+    state = {k: v.clone() for k, v in VAE(cfg).state_dict().items()}
+    next(v for v in state.values() if v.is_floating_point()).fill_(float("nan"))
+    save_file(state, str(path / "model.safetensors"))
+    return path
+
+
+def test_a_trained_model_with_nan_weights_is_not_listed_and_warned_about_once(tmp_path, caplog):
+    from latentlab.views import latent
+
+    shipped, user = tmp_path / "shipped", tmp_path / "user"
+    cfg = VAEConfig(latent_dim=2, channels=4, hidden=16)
+    save_checkpoint(shipped / "good", VAE(cfg), "vae", cfg)
+    _nan_vae(user / "diverged")
+    with caplog.at_level("WARNING", logger="latentlab.registry"):
+        reg = rg.ModelRegistry(shipped, assets=None, extra_roots=[user])
+        reg.refresh()  # unchanged: not read, not warned about again
+    assert [e.name for e in reg.entries()] == ["good"]
+    (warning,) = [w for w in reg.warnings if w.startswith("diverged:")]
+    assert "weights are not finite" in warning and "\n" not in warning
+    assert len([r for r in caplog.records if "diverged" in r.getMessage()]) == 1
+    with pytest.raises(CheckpointError, match="cannot be used"):  # an API call by name
+        latent.run(reg, "diverged")  # a clear message, never "coroutine raised StopIteration"
+
+
+def test_a_shipped_checkpoint_with_nan_weights_is_refused_when_loaded(tmp_path):
+    _nan_vae(tmp_path / "nan")
+    reg = rg.ModelRegistry(tmp_path, assets=None)  # shipped: only the header is read at listing
+    with pytest.raises(CheckpointError, match="weights are not finite"):
+        reg.get("nan")
+    assert any(w.startswith("nan:") and "not finite" in w for w in reg.warnings)
+
+
+def test_refresh_reads_only_new_or_changed_folders(tmp_path, monkeypatch):
+    cfg = VAEConfig(latent_dim=2, channels=4, hidden=16)
+    save_checkpoint(tmp_path / "a", VAE(cfg), "vae", cfg)
+    reg = rg.ModelRegistry(tmp_path, assets=None)
+    reads = []
+    read = rg.ModelRegistry._read_entry
+    monkeypatch.setattr(rg.ModelRegistry, "_read_entry",
+                        staticmethod(lambda path, *a: reads.append(path.name) or read(path, *a)))
+    assert reg.refresh() == [] and reads == []
+    save_checkpoint(tmp_path / "b", VAE(cfg), "vae", cfg)
+    assert reg.refresh() == ["b"] and reads == ["b"]
+
+
+def test_an_oversized_config_is_listed_as_broken_without_allocating(tmp_path):
+    import json
+    import time
+
+    cfg = VAEConfig(latent_dim=2, channels=4, hidden=16)
+    path = save_checkpoint(tmp_path / "huge", VAE(cfg), "vae", cfg)
+    meta = json.loads((path / "config.json").read_text())
+    meta["config"]["latent_dim"] = 10**8
+    (path / "config.json").write_text(json.dumps(meta))
+    start = time.perf_counter()
+    reg = rg.ModelRegistry(tmp_path, assets=None, extra_roots=[])
+    assert reg.entries() == [] and "latent_dim must lie between" in reg.warnings[0]
+    assert time.perf_counter() - start < 1.0

@@ -16,8 +16,8 @@ common="--threads 1 --no-progress --dataset mnist --model vae --val-size 10000"
 sweep="--latent-dim 16 --prior normal --epochs 20 --kl-warmup-epochs 3"
 lane() { for cmd in "$@"; do $py -m latentlab.train $common $cmd; done; }
 lane "$sweep --beta 0.5 --out checkpoints/mnist-vae-z16-beta0.5" \
-     "$sweep --beta 2 --out checkpoints/mnist-vae-z16-beta2" \
      "--posterior deterministic --latent-dim 2 --epochs 12 --out checkpoints/mnist-ae-z2" \
+     "$sweep --beta 2 --out checkpoints/mnist-vae-z16-beta2" \
      "--posterior categorical --prior uniform --latent-dim 20 --categories 10 --epochs 20 --out checkpoints/mnist-gumbel-20x10" \
      > "$logs/lectureA.log" 2>&1 &
 lane "$sweep --beta 1 --out checkpoints/mnist-vae-z16-beta1" \

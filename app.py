@@ -43,6 +43,7 @@ from latentlab.ui.models import (
     build_models_panel,
     picker_refresh,
     wire_dataset,
+    wire_model_watch,
     wire_models_panel,
 )
 from latentlab.ui.presenter import PRESENTER_CSS, PRESENTER_JS, build_header
@@ -152,6 +153,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                            api_name="dataset_reconstruct", api_visibility="private")
         refresh = picker_refresh(registry, handles)
         list_models = wire_models_panel(registry, panel, refresh)
+        wire_model_watch(registry, panel, refresh)  # models trained since reach open pages
 
         # A fresh page opens the view its link names (``/?tab=latent&dataset=fashion``), sees
         # checkpoints trained since the server started, and shows a finished example.

@@ -1,10 +1,15 @@
 """The models accordion (status, table, ↻), data-set switches and picker refreshes, wired to
-``latentlab.views.models`` and ``latentlab.views.examples``."""
+``latentlab.views.models`` and ``latentlab.views.examples``.
+
+``wire_model_watch`` adds a timer to every open page: every ``WATCH_S`` seconds it rescans the
+checkpoint folders and updates the pickers, status and table only if the listing changed, so a
+model trained in the Train tab (or one removed to make room) reaches pages already open.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gradio as gr
 
@@ -12,6 +17,8 @@ from latentlab.registry import ModelRegistry
 from latentlab.ui.common import TabHandles, dropdown, unpack
 from latentlab.views import examples
 from latentlab.views import models as view
+
+WATCH_S = 45.0   # a new model shows up within this; a tick that finds no change sends nothing
 
 
 @dataclass
@@ -53,6 +60,7 @@ class PickerRefresh:
     fn: Callable[..., list]
     inputs: list
     outputs: list
+    specs: list = field(default_factory=list)   # each output's PickerSpec
 
 
 def picker_refresh(registry: ModelRegistry, tabs: list[TabHandles]) -> PickerRefresh:
@@ -63,7 +71,8 @@ def picker_refresh(registry: ModelRegistry, tabs: list[TabHandles]) -> PickerRef
         return [dropdown(view.picker(registry, ds, spec), set_value=False)
                 for ds, spec in zip(datasets, specs)]
 
-    return PickerRefresh(update_pickers, [r for r, _, _ in pairs], [dd for _, dd, _ in pairs])
+    return PickerRefresh(update_pickers, [r for r, _, _ in pairs], [dd for _, dd, _ in pairs],
+                         specs)
 
 
 def wire_models_panel(registry: ModelRegistry, panel: ModelsPanel, refresh: PickerRefresh
@@ -78,3 +87,27 @@ def wire_models_panel(registry: ModelRegistry, panel: ModelsPanel, refresh: Pick
         refresh.fn, refresh.inputs, refresh.outputs, api_name="refresh_pickers",
         api_visibility="private")
     return list_models
+
+
+def model_watcher(registry: ModelRegistry, refresh: PickerRefresh) -> Callable[..., list]:
+    """The timer's function: (seen version, each picker's data set) -> [version, status, table,
+    *pickers], every component skipped when nothing changed."""
+    def watch_models(seen: str, *datasets: str) -> list:
+        w = view.watch(registry, seen, datasets, refresh.specs)
+        if not w.changed:
+            return [seen, *[gr.skip()] * (2 + len(refresh.outputs))]
+        return [w.version, w.status, w.table,
+                *(dropdown(p, set_value=False) for p in w.pickers)]
+
+    return watch_models
+
+
+def wire_model_watch(registry: ModelRegistry, panel: ModelsPanel, refresh: PickerRefresh
+                     ) -> gr.Timer:
+    """Every open page rescans every ``WATCH_S`` s and takes new pickers only on a change."""
+    seen = gr.State(view.listing_version(registry))
+    timer = gr.Timer(WATCH_S)
+    timer.tick(model_watcher(registry, refresh), [seen, *refresh.inputs],
+               [seen, panel.status, panel.table, *refresh.outputs], api_name="watch_models",
+               api_visibility="private", show_progress="hidden", concurrency_limit=None)
+    return timer

@@ -2,6 +2,9 @@
 
 Each picker has a ``PickerSpec`` (which kinds it lists, whether it has a "(none)" entry, and
 its default rule); ``picker(registry, dataset, spec)`` computes its choices and default.
+``watch(registry, seen, datasets, specs)`` rescans and recomputes every picker only when the
+listing changed since ``seen`` (``listing_version``): open pages poll it, so a model trained
+in the Train tab reaches them without a reload.
 
 >>> from latentlab.registry import REPO, ModelRegistry
 >>> reg = ModelRegistry(REPO / "checkpoints")
@@ -13,8 +16,9 @@ its default rule); ``picker(registry, dataset, spec)`` computes its choices and 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -151,3 +155,37 @@ def run(registry: ModelRegistry) -> Outputs:
 
 def list_models(registry: ModelRegistry) -> Outputs:
     return run(registry)
+
+
+# ----------------------------------------------------------------------------- watching
+
+def listing_version(registry: ModelRegistry) -> str:
+    """A fingerprint of what is listed: it changes when a checkpoint appears, goes, is
+    rewritten or breaks (no rescan; ``watch`` rescans first)."""
+    listed = sorted((e.name, e.stamp) for e in registry.entries())
+    key = repr((listed, sorted(registry.warnings)))
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Watch:
+    """What an open page needs after a rescan: nothing (``changed`` False) or the new
+    listing and every picker's choices, in the order of the specs it was given."""
+
+    version: str
+    changed: bool
+    pickers: list[Picker] = field(default_factory=list)
+    status: str = ""
+    table: pd.DataFrame | None = None
+
+
+def watch(registry: ModelRegistry, seen: str | None, datasets: Sequence[str],
+          specs: Sequence[PickerSpec]) -> Watch:
+    """Rescan (unchanged folders are not read again) and, if the listing differs from
+    ``seen``, recompute each picker for its tab's data set."""
+    registry.refresh()
+    version = listing_version(registry)
+    if version == seen:
+        return Watch(version, False)
+    return Watch(version, True, [picker(registry, ds, spec) for ds, spec in zip(datasets, specs)],
+                 status(registry), models_table(registry))

@@ -125,3 +125,74 @@ def _fashion_example() -> np.ndarray:
     from latentlab.data import load_split
 
     return load_split("fashion", train=False)[0][0, 0].numpy()
+
+
+# ----------------------------------------------------------------------------- open pages
+
+ALL_SPECS = [mv.RECONSTRUCT, mv.SAMPLE, mv.INTERPOLATE, mv.CODE_GRID, mv.LATENT_A, mv.LATENT_B]
+
+
+def _copy_registry(folder, tmp_path) -> tuple[ModelRegistry, Path]:
+    import shutil
+
+    root = tmp_path / "ckpt"
+    shutil.copytree(folder, root)
+    return ModelRegistry(root, assets=None, extra_roots=[tmp_path / "user"]), root
+
+
+def test_a_new_checkpoint_reaches_every_picker_of_an_open_page(folder, tmp_path):
+    import shutil
+
+    reg, root = _copy_registry(folder, tmp_path)
+    seen = mv.listing_version(reg)
+    datasets = ["mnist"] * len(ALL_SPECS)
+    assert mv.watch(reg, seen, datasets, ALL_SPECS).changed is False  # nothing new: nothing sent
+    (tmp_path / "user").mkdir()
+    shutil.copytree(root / "mnist-vae-z2", tmp_path / "user" / "trained-vae")  # the Train tab's
+    shutil.copytree(root / "mnist-vqvae", tmp_path / "user" / "trained-vq")
+    w = mv.watch(reg, seen, datasets, ALL_SPECS)
+    assert w.changed and w.version != seen and len(w.pickers) == len(ALL_SPECS)
+    for spec, p in zip(ALL_SPECS, w.pickers):
+        names = [name for _, name in p.choices]
+        assert "trained-vq" in names, spec
+        assert ("trained-vae" in names) == ("vae" in spec.kinds), spec
+    assert "trained-vae" in list(w.table["name"])
+    assert mv.watch(reg, w.version, datasets, ALL_SPECS).changed is False  # seen now
+
+
+def test_a_removed_or_broken_checkpoint_changes_the_listing_too(folder, tmp_path):
+    import shutil
+
+    reg, root = _copy_registry(folder, tmp_path)
+    seen = mv.listing_version(reg)
+    shutil.rmtree(root / "mnist-vae-z4")
+    w = mv.watch(reg, seen, ["mnist"], [mv.SAMPLE])
+    assert w.changed and "mnist-vae-z4" not in [n for _, n in w.pickers[0].choices]
+    (root / "mnist-vae-z2" / "model.safetensors").write_bytes(b"garbage")
+    w2 = mv.watch(reg, w.version, ["mnist"], [mv.SAMPLE])
+    assert w2.changed and "mnist-vae-z2" in w2.status
+
+
+def test_the_page_timer_sends_pickers_only_on_a_change(folder, tmp_path):
+    import shutil
+
+    import gradio as gr
+
+    from latentlab.ui import models as ui
+
+    reg, root = _copy_registry(folder, tmp_path)
+    with gr.Blocks(analytics_enabled=False) as demo:
+        panel = ui.build_models_panel(reg)
+        radio = gr.Radio(["mnist"], value="mnist")
+        dds = [gr.Dropdown() for _ in ALL_SPECS]
+        refresh = ui.PickerRefresh(lambda *a: [], [radio] * len(dds), dds, ALL_SPECS)
+        ui.wire_model_watch(reg, panel, refresh)
+    (fn,) = [f.fn for f in demo.fns.values() if f.api_name == "watch_models"]
+    seen = mv.listing_version(reg)
+    out = fn(seen, *["mnist"] * len(dds))
+    assert out[0] == seen and all(isinstance(x, type(gr.skip())) for x in out[1:])
+    shutil.copytree(root / "mnist-vae-z2", root / "fresh")
+    out = fn(seen, *["mnist"] * len(dds))
+    assert out[0] != seen and len(out) == 3 + len(dds)
+    for spec, dd in zip(ALL_SPECS, out[3:]):
+        assert ("fresh" in [c[1] for c in dd.choices]) == ("vae" in spec.kinds), spec

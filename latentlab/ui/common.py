@@ -37,11 +37,48 @@ CSS = """
 .gallery-pixelated img { image-rendering: pixelated; }
 #ll-header h1 { margin-bottom: 0.2em; }
 .ll-note { font-size: 0.9em; color: var(--body-text-color-subdued); }
+/* Gradio draws a block's label as a badge over its top-left corner, i.e. over the first row of
+   a sample grid or the first frame of a strip: give it its own line above the content. */
+[data-testid="block-label"] { position: static !important; margin: 0 0 4px 0 !important;
+  width: fit-content; }
+/* Gallery captions sit under each picture, not over its bottom-right corner. */
+.thumbnail-item:has(.caption-label) { display: flex !important; flex-direction: column; }
+.thumbnail-item:has(.caption-label) > img { flex: 1 1 auto; min-height: 0; }
+.thumbnail-item .caption-label { position: static !important; transform: none !important;
+  max-width: 100% !important; margin: 2px auto 0 !important; flex: none; }
+/* A results column stays in view while its controls column is scrolled to its button. */
+@media (min-width: 900px) {
+  .ll-sticky { position: sticky; top: 8px; align-self: flex-start; }
+}
+/* Gradio's container clips with overflow: hidden, which also disables sticky positioning
+   inside it; clip cuts the same overflow without making a scroll container. */
+.gradio-container { overflow: clip !important; }
+/* Tables wrap their text instead of scrolling sideways (a phone, a projector's 1280 px). */
+.table-wrap table { width: 100% !important; }
+.table-wrap td, .table-wrap th { white-space: normal !important; overflow-wrap: break-word;
+  word-break: normal !important; min-width: 0 !important; max-width: none !important; }
+@media (max-width: 600px) {
+  .table-wrap td, .table-wrap th { font-size: 12px !important; padding: 4px !important; }
+  /* the reconstructions stay in one row of four (a second row hid in the fixed height) */
+  #ll-rec-gallery .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }
+}
 """
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="orange")
 BINARIZE_CHOICES = [("threshold at 0.5", "threshold"), ("random (seeded, as in training)", "random"),
                     ("grey levels", "none")]
 SEED_INFO = "same seed + same settings = same picture"
+# The Draw tab opens with the brush in hand: Gradio's sketchpad starts with no tool chosen,
+# and a drag then selects the hint text "select the draw tool to start" instead of drawing.
+PICK_BRUSH_JS = """() => { const pick = (tries) => {
+  let waiting = false;
+  for (const s of document.querySelectorAll('.ll-sketch')) {
+    if (!s.checkVisibility()) continue;
+    const brush = s.querySelector('button[aria-label="Brush"]');
+    const hint = [...s.querySelectorAll('.empty')].some(e => e.checkVisibility());
+    if (brush && hint) brush.click(); else if (!brush) waiting = true;
+  }
+  if (waiting && tries > 0) setTimeout(() => pick(tries - 1), 100);
+}; setTimeout(() => pick(20), 50); }"""
 PROGRESS = gr.Progress()  # the marker Gradio looks for to report a callback's progress
 
 
@@ -161,21 +198,23 @@ def input_panel(title: str, dataset: str, height: int = 230, example: int | None
         with gr.Tab("Examples"):
             gallery = gr.Gallery(examples.example_items(dataset), columns=columns, height=height,
                                  allow_preview=False, show_label=False, format="png",
-                                 elem_classes="gallery-pixelated", object_fit="contain")
-        with gr.Tab("Draw"):
-            gr.Markdown("Pick the **brush** (left toolbar), then draw one large digit; it is "
-                        "converted to 28×28 as you draw.", elem_classes="ll-note")
+                                 elem_classes="gallery-pixelated ll-examples", object_fit="contain")
+        with gr.Tab("Draw") as draw_tab:
+            gr.Markdown("Draw one large digit (the brush is ready); it is converted to 28×28 "
+                        "as you draw.", elem_classes="ll-note")
             # 300 px is no multiple of 28, so a drawing is never taken for an upscaled 28x28
             sketch = gr.Sketchpad(type="numpy", image_mode="RGBA", canvas_size=(300, 300),
                                   height=height + 90, show_label=False, layers=False,
+                                  elem_classes="ll-sketch",
                                   transforms=(), brush=gr.Brush(default_size=22, colors=["#000000"],
                                                                 color_mode="fixed"))
         with gr.Tab("Upload"):
             upload = ImageUpload(type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                                 height=height, show_label=False)
+                                 height=height, show_label=False, elem_classes="ll-upload")
+    draw_tab.select(None, None, None, js=PICK_BRUSH_JS, api_visibility="private")
     first = None if example is None else examples.first_example(dataset, example)
     seen = CheckedImage(first, label="What the model sees (28×28)", type="numpy", format="png",
-                    interactive=False, height=170, elem_classes="pixelated",
+                    interactive=False, height=170, elem_classes="pixelated ll-seen",
                     buttons=["download"])
     return InputPanel(upload, sketch, gallery, seen, example)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from latentlab import explain
+from latentlab.inputs import PRIOR_SAMPLES
 from latentlab.registry import ModelRegistry
 from latentlab.ui.common import (
     PROGRESS,
@@ -38,12 +39,16 @@ class LatentSide:
 
 def latent_side(registry: ModelRegistry, ds0: str, spec: mv.PickerSpec, label: str) -> LatentSide:
     model = model_picker(mv.picker(registry, ds0, spec), label)
-    plane = gr.Image(label="Latent map (click to decode)", type="pil", format="png",
-                     interactive=False, show_label=False, height=560)
-    with gr.Row():
-        decoded = gr.Image(label="Decoded point", type="numpy", format="png", interactive=False,
-                           height=170, elem_classes="pixelated", scale=1)
-        note = gr.Markdown(elem_classes="ll-note")
+    # The decoded digit sits beside the map, so that it appears where the click was, not
+    # below the fold.
+    with gr.Row(equal_height=False):
+        plane = gr.Image(label="Latent map (click to decode)", type="pil", format="png",
+                         interactive=False, show_label=False, height=480, scale=3, min_width=300,
+                         elem_classes="ll-plane")
+        with gr.Column(scale=1, min_width=140):
+            decoded = gr.Image(label="Decoded point", type="numpy", format="png",
+                               interactive=False, height=170, elem_classes="pixelated ll-decoded")
+            note = gr.Markdown(elem_classes="ll-note")
     stats = gr.Dataframe(view.stats_table(None), label="ELBO surgery and latent usage",
                          interactive=False, wrap=True)
     fig1, fig2 = gr.Plot(show_label=False), gr.Plot(show_label=False, visible=False)
@@ -83,7 +88,7 @@ def build_latent(registry: ModelRegistry, datasets: list[str], ds0: str, tab: gr
         proj = gr.Radio([("auto (2-D: z itself; else PCA)", "auto"), ("PCA (live)", "pca"),
                          ("UMAP (precomputed)", "umap")], value="auto",
                         label="Map for models with more than 2 latent dims", scale=2)
-        n_prior = gr.Slider(0, 1000, value=200, step=50, label="Prior samples (black rings)", scale=1)
+        n_prior = gr.Slider(*PRIOR_SAMPLES, value=200, step=50, label="Prior samples (black rings)", scale=1)
         seed_in = seed_box()
     with gr.Row():
         draw = gr.Button("Draw", variant="primary")

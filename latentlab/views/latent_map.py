@@ -22,7 +22,7 @@ import torch
 from latentlab import render
 from latentlab.data import CLASS_NAMES
 from latentlab.errors import InputError
-from latentlab.inputs import MAX_SEED, check_choice, check_float, check_int, generator
+from latentlab.inputs import MAX_SEED, PRIOR_SAMPLES, check_choice, check_float, check_int, generator
 from latentlab.registry import ModelRegistry, latent_data
 
 # ----------------------------------------------------------------------------- the 2-D map
@@ -137,7 +137,7 @@ def prior_in_map(registry: ModelRegistry, name: str, geo: PlaneGeometry, n: int,
 def plane_image(registry: ModelRegistry, name: str, projection: str = "auto",
                 n_prior: int = 200, seed: int = 0):
     """The rendered map (PIL) and its geometry, cached per (projection, n_prior, seed)."""
-    n_prior = check_int("prior samples", n_prior, 0, 2000)
+    n_prior = check_int("prior samples", n_prior, *PRIOR_SAMPLES)
     geo = plane_geometry(registry, name, projection)
     lm = registry.get(name, ("vae",))
 

@@ -93,6 +93,22 @@ class Page:
         self.page.screenshot(path=str(path))
         return path
 
+    def shots_everywhere(self, name: str, main: str) -> list[Path]:
+        """Screenshots at every viewport of the page as it is (the same page, resized), with
+        ``main`` scrolled into view; at each size no label or caption may cover a picture.
+        Ends at the page's own size."""
+        paths, own = [], self.size
+        for size in (*(s for s in VIEWPORTS if s != own), own):
+            w, h = VIEWPORTS[size]
+            self.page.set_viewport_size({"width": w, "height": h})
+            self.size = size
+            self.page.locator(main).first.scroll_into_view_if_needed()
+            self.page.wait_for_timeout(400)
+            covered = covered_pictures(self.page)
+            assert not covered, f"{name} at {size}: badges over pictures: {covered}"
+            paths.append(self.shot(name))
+        return paths
+
     def close(self) -> None:
         self.context.close()
 
@@ -125,3 +141,52 @@ def overlaps(a: dict | None, b: dict | None) -> bool:
         return False
     return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
                 or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+COVERED_JS = """() => {
+  const shown = e => { const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && e.checkVisibility({visibilityProperty: true}); };
+  // the part of an img that shows the picture (object-fit: contain letterboxes it)
+  const painted = e => { const r = e.getBoundingClientRect();
+    if (e.tagName !== 'IMG' || !e.naturalWidth || getComputedStyle(e).objectFit !== 'contain')
+      return r;
+    const s = Math.min(r.width / e.naturalWidth, r.height / e.naturalHeight);
+    const w = e.naturalWidth * s, h = e.naturalHeight * s;
+    const left = r.left + (r.width - w) / 2, top = r.top + (r.height - h) / 2;
+    return {left, top, right: left + w, bottom: top + h}; };
+  const pics = [...document.querySelectorAll('img, canvas')].filter(shown).map(painted);
+  const out = [];
+  for (const b of document.querySelectorAll('[data-testid="block-label"], .caption-label')) {
+    if (!shown(b)) continue;
+    const r = b.getBoundingClientRect();
+    for (const q of pics) {
+      const l = Math.max(r.left, q.left), t = Math.max(r.top, q.top);
+      const ix = Math.min(r.right, q.right) - l, iy = Math.min(r.bottom, q.bottom) - t;
+      if (ix <= 2 || iy <= 2) continue;
+      // drawn on top there (a caption scrolled out of its gallery is clipped, not drawn)
+      const hit = document.elementFromPoint(l + ix / 2, t + iy / 2);
+      if (hit && b.contains(hit)) { out.push(b.textContent.trim().slice(0, 40)); break; }
+    }
+  }
+  return out; }"""
+
+
+def covered_pictures(page) -> list[str]:
+    """The texts of visible block-label badges and gallery captions that lie over a visible
+    picture (an img or a canvas); empty when none does."""
+    return page.evaluate(COVERED_JS)
+
+
+def goto_tab(p: Page, tab: str) -> None:
+    """The tab by its deep link, once the page has finished its first reconstruction."""
+    p.page.goto(p.page.url.split("?")[0] + f"?tab={tab}")
+    p.page.wait_for_selector("gradio-app", state="attached")
+
+
+def wait_idle(page, timeout_ms: int = 60_000) -> None:
+    """Until no component shows Gradio's progress overlay (queued or running) any more."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        """() => ![...document.querySelectorAll('[data-testid="status-tracker"]')]
+             .some(e => !e.classList.contains('hide') && e.checkVisibility()
+                        && e.textContent.trim().length > 0)""", timeout=timeout_ms)

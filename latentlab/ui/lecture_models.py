@@ -225,11 +225,11 @@ def _build_autoencoder(registry: ModelRegistry) -> None:
                 fig = gr.Plot(show_label=False)
                 summary = gr.Markdown()
                 with gr.Row():
-                    ae_img = _grid_image("N(0, I) through the autoencoder", 200)
-                    vae_img = _grid_image("the same draws through the VAE", 200)
+                    ae_img = _grid_image("AE decoder, z ~ N(0, I)", 240)
+                    vae_img = _grid_image("VAE decoder, same z", 240)
                     table = gr.Dataframe(headers=["dim", "AE mean", "AE std", "VAE mean",
-                                                  "VAE std"], interactive=False, max_height=200,
-                                         scale=2)
+                                                  "VAE std"], interactive=False, max_height=240,
+                                         scale=3)
         gr.Markdown(av.EXPLAIN, latex_delimiters=explain.LATEX)
 
     @friendly
@@ -266,7 +266,7 @@ def _build_surgery(registry: ModelRegistry) -> None:
             with gr.Column(scale=4):
                 fig = gr.Plot(show_label=False)
                 with gr.Row():
-                    images = [_grid_image(label, 170) for label in
+                    images = [_grid_image(label, 240) for label in
                               ("z ~ N(0, I), VAE", "z ~ p_λ, flow model", "z ~ q_agg, flow model")]
                     table = gr.Dataframe(headers=["part (nats)", "N(0, I)", "flow"],
                                          interactive=False, scale=2)

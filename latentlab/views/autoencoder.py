@@ -124,7 +124,7 @@ def figure(codes: np.ndarray, means: np.ndarray, normal: np.ndarray) -> go.Figur
                                      mode="markers", name=label, marker={"size": 3, "color": c,
                                      "opacity": 0.5}, showlegend=col == 1 or c != "#999999"),
                           row=1, col=col)
-    fig.update_layout(height=400, margin={"l": 40, "r": 10, "t": 40, "b": 30},
+    fig.update_layout(height=360, margin={"l": 40, "r": 10, "t": 40, "b": 30},
                       template="plotly_white", legend={"orientation": "h", "y": -0.1})
     return fig
 

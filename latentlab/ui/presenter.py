@@ -52,9 +52,16 @@ body.ll-presenter #ll-tools > * { flex: 0 1 auto; width: auto; }
 body.ll-presenter #ll-link-box { flex: 1 1 100%; }
 body.ll-presenter #ll-link-box:has(textarea:placeholder-shown),
 body.ll-presenter #ll-link-box:has(input:placeholder-shown) { display: none; }
-/* 28x28 pictures read from the back of the room: let small images grow */
-body.ll-presenter .pixelated img { min-height: 200px; object-fit: contain; }
 body.ll-presenter .gallery-pixelated .caption-label { font-size: 18px; }
+body.ll-presenter [role="tab"][aria-selected="true"] { color: #1e1b4b; font-weight: 600; }
+/* lecture panels: controls (the 240 px columns) wider and tighter, so that the main button
+   and the result share one 720 px screen; the seed's reminder line goes */
+body.ll-presenter .gr-accordion .column[style*="min(240px"] {
+  min-width: min(330px, 100%) !important; gap: 8px; }
+body.ll-presenter .gr-accordion .column[style*="min(240px"] .info-text { display: none; }
+body.ll-presenter .gr-accordion .column[style*="min(240px"] .block {
+  padding-top: 4px; padding-bottom: 4px; }
+body.ll-presenter table { font-size: 16px; }  /* data, not labels: wide tables must fit */
 #ll-tools { gap: 6px; }
 #ll-link-note { font-size: 0.9em; }
 """

@@ -87,7 +87,35 @@ def line_chart(x: np.ndarray, series: dict[str, np.ndarray], title: str, xlabel:
                ylabel: str, height: int = 260) -> Figure:
     traces = [{"type": "scatter", "mode": "lines+markers", "name": name, "x": _list(x),
                "y": _list(y)} for name, y in series.items()]
-    return figure(traces, title, height, xlabel, ylabel, legend={"orientation": "h", "y": -0.3})
+    return figure(traces, title, height, xlabel, ylabel,
+                  legend={"orientation": "h", "y": -0.3, "yanchor": "top"})
+
+
+def path_density(t: np.ndarray, series: list[tuple[str, np.ndarray, bool]],
+                 height: int = 320) -> Figure:
+    """log p along interpolation paths: (label, values, is_code_prior) per path.
+
+    The code prior's log p_lambda(codes) (a sum over 49 cells, -100 to -250 nats) gets its
+    own right-hand axis; on one axis with the VAEs' log p(z) (about -20) it flattened them.
+
+    >>> fig = path_density(np.linspace(0, 1, 3), [("vae", np.zeros(3), False),
+    ...                                            ("vq", -np.ones(3) * 200, True)])
+    >>> [tr["yaxis"] for tr in fig["data"]], fig["layout"]["yaxis2"]["side"]
+    (['y', 'y2'], 'right')
+    """
+    both = any(vq for *_, vq in series) and not all(vq for *_, vq in series)
+    traces = [{"type": "scatter", "mode": "lines+markers", "name": name, "x": _list(t),
+               "y": _list(y), "yaxis": "y2" if vq and both else "y",
+               "line": {"dash": "dot"} if vq else {}} for name, y, vq in series]
+    vq_only = all(vq for *_, vq in series)
+    left = "log p_λ(codes) (nats)" if vq_only else "log p(z) (nats)"
+    fig = figure(traces, "Prior log-density along the path", height, "t", left,
+                 legend={"orientation": "h", "y": -0.3, "yanchor": "top", "x": 0},
+                 margin={"l": 50, "r": 60 if both else 10, "t": 40, "b": 40})
+    if both:
+        fig["layout"]["yaxis2"] = {**AXIS, "title": {"text": "log p_λ(codes) (nats)"},
+                                   "overlaying": "y", "side": "right", "showgrid": False}
+    return fig
 
 
 def bar_chart(x: list, y: np.ndarray, title: str, xlabel: str, ylabel: str,

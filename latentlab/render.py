@@ -25,6 +25,10 @@ CLASS_COLORS = np.array([
     dtype=np.uint8)
 CLASS_HEX = [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in CLASS_COLORS]
 BACKGROUND = (255, 255, 255)
+# Text sizes in image pixels. The atlas is shown about 1:1 at 1280 px; 16 px labels stay
+# readable on a projector (11 px ones did not).
+ATLAS_SCALE, ATLAS_FONT = 3, 16
+TITLE_SIZE = 16                # the titles of a ``stack`` (one per interpolation row)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -70,15 +74,30 @@ def _text_color(rgb: np.ndarray) -> tuple[int, int, int]:
 
 # ----------------------------------------------------------------------------- image grids
 
+def fit_text(draw: ImageDraw.ImageDraw, text: str, width: float, size: int) -> str:
+    """``text`` shortened with an ellipsis until it fits ``width`` pixels (captions never run
+    into their neighbours)."""
+    if draw.textlength(text, font=font(size)) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font(size)) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def caption_height(size: int) -> int:
+    return size + 4
+
+
 def tile(images: np.ndarray, cols: int, scale: int = 3, pad: int = 2,
-         captions: list[str] | None = None, caption_colors: list[tuple] | None = None
-         ) -> np.ndarray:
-    """(N, 28, 28) floats -> one RGB uint8 grid; optional caption line under each image."""
+         captions: list[str] | None = None, caption_colors: list[tuple] | None = None,
+         caption_size: int = 11) -> np.ndarray:
+    """(N, 28, 28) floats -> one RGB uint8 grid; optional caption line under each image
+    (``caption_size`` pixels, shortened to its image's width)."""
     images = np.asarray(images)
     n, h, w = images.shape
     cols = max(1, min(cols, n))
     rows = -(-n // cols)
-    cap = 15 if captions else 0
+    cap = caption_height(caption_size) if captions else 0
     ch, cw = h * scale + cap, w * scale
     canvas = np.full((rows * (ch + pad) + pad, cols * (cw + pad) + pad, 3), 255, np.uint8)
     for i in range(n):
@@ -92,7 +111,8 @@ def tile(images: np.ndarray, cols: int, scale: int = 3, pad: int = 2,
             r, c = divmod(i, cols)
             y, x = pad + r * (ch + pad) + h * scale, pad + c * (cw + pad)
             color = caption_colors[i] if caption_colors else (40, 40, 40)
-            draw.text((x + cw / 2, y + 1), text, fill=color, font=font(11), anchor="mt")
+            draw.text((x + cw / 2, y + 1), fit_text(draw, text, cw - 2, caption_size),
+                      fill=color, font=font(caption_size), anchor="mt")
         canvas = np.asarray(img)
     return canvas
 
@@ -102,8 +122,8 @@ def stack(images: list[np.ndarray], titles: list[str], pad: int = 6) -> np.ndarr
     width = max(im.shape[1] for im in images)
     rows = []
     for im, title in zip(images, titles):
-        head = Image.new("RGB", (width, 18), BACKGROUND)
-        ImageDraw.Draw(head).text((2, 3), title, fill=(30, 30, 30), font=font(12))
+        head = Image.new("RGB", (width, TITLE_SIZE + 8), BACKGROUND)
+        ImageDraw.Draw(head).text((2, 4), title, fill=(30, 30, 30), font=font(TITLE_SIZE))
         body = np.full((im.shape[0], width, 3), 255, np.uint8)
         body[:, : im.shape[1]] = im
         rows += [np.asarray(head), body, np.full((pad, width, 3), 255, np.uint8)]
@@ -151,19 +171,21 @@ def code_map_cell(x: float, y: float, cell: int = 36, margin: int = 18,
     return (r, c) if x >= margin and y >= margin and r < size and c < size else None
 
 
-def atlas(images: np.ndarray, counts: np.ndarray, cols: int = 16, scale: int = 2) -> np.ndarray:
-    """Codebook atlas: code k decoded alone, its index and test-set usage count below."""
+def atlas(images: np.ndarray, counts: np.ndarray, cols: int = 16, scale: int = ATLAS_SCALE
+          ) -> np.ndarray:
+    """Codebook atlas: code k decoded alone, its index and test-set usage count below (in
+    ATLAS_FONT pixels: readable on a projector)."""
     k = len(images)
     caps = [f"{i}:{_short(int(n))}" for i, n in enumerate(counts)]
     colors = [(200, 0, 0) if n == 0 else (40, 40, 40) for n in counts]
     return tile(images, cols=min(cols, k), scale=scale, pad=2, captions=caps,
-                caption_colors=colors)
+                caption_colors=colors, caption_size=ATLAS_FONT)
 
 
-def atlas_cell(x: int, y: int, k: int, cols: int = 16, scale: int = 2) -> int | None:
+def atlas_cell(x: int, y: int, k: int, cols: int = 16, scale: int = ATLAS_SCALE) -> int | None:
     """The code under pixel (x, y) of an ``atlas`` image, or None between cells."""
     cols = min(cols, k)
-    cw, ch = 28 * scale + 2, 28 * scale + 15 + 2
+    cw, ch = 28 * scale + 2, 28 * scale + caption_height(ATLAS_FONT) + 2
     c, r = (x - 2) // cw, (y - 2) // ch
     i = int(r * cols + c)
     return i if 0 <= c < cols and 0 <= i < k else None

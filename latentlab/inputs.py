@@ -43,11 +43,16 @@ BINARIZE = {
 def shown(value: Any) -> str:
     """A value as a message quotes it: huge numbers and long text shortened.
 
-    >>> shown(10**300), shown(2.5), shown(np.int64(7)), shown("x" * 100)[-5:]
-    ('1e+300', '2.5', '7', 'xx...')
+    >>> shown(10**300), shown(-10**400), shown(2.5), shown(np.int64(7)), shown(float("nan"))
+    ('1e+300', '-inf', '2.5', '7', 'nan')
+    >>> shown("x" * 100)[-5:]
+    'xx...'
     """
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        f = float(value) if abs(value) < 10**308 else math.inf
+        try:
+            f = float(value)
+        except OverflowError:  # an int beyond any float
+            f = math.inf if value > 0 else -math.inf
         if abs(f) >= 1e6:
             return f"{f:.3g}"
         return str(int(value)) if isinstance(value, (int, np.integer)) else repr(f)

@@ -53,6 +53,10 @@ CSS = """
 /* Gradio's container clips with overflow: hidden, which also disables sticky positioning
    inside it; clip cuts the same overflow without making a scroll container. */
 .gradio-container { overflow: clip !important; }
+/* The sample grids gallery grows with its grids (Gradio fixes its height: a third model's
+   grid was cut off inside it). */
+#ll-samples, #ll-samples .grid-wrap { height: auto !important; max-height: none !important;
+  overflow: visible !important; }
 /* Tables wrap their text instead of scrolling sideways (a phone, a projector's 1280 px). */
 .table-wrap table { width: 100% !important; }
 .table-wrap td, .table-wrap th { white-space: normal !important; overflow-wrap: break-word;

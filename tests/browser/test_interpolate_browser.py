@@ -1,0 +1,25 @@
+"""Interpolate in a real browser: the strip and the density chart (two y-axes)."""
+
+from __future__ import annotations
+
+from .conftest import goto_tab, in_viewport, wait_idle
+
+
+def test_interpolate(open_page):
+    p = open_page("1280x720")
+    page = p.page
+    goto_tab(p, "interpolate")
+    page.wait_for_selector("#ll-strip img")
+    wait_idle(page)
+    before = page.locator("#ll-strip img").get_attribute("src")
+    page.get_by_label("Steps").locator("visible=true").first.fill("8")
+    page.keyboard.press("Enter")
+    button = page.get_by_role("button", name="Interpolate", exact=True)
+    button.scroll_into_view_if_needed()
+    button.click()
+    page.wait_for_function("old => { const e = document.querySelector('#ll-strip img');"
+                           " return e && e.src && e.src !== old; }", arg=before)
+    wait_idle(page)
+    assert in_viewport(page, "#ll-strip")
+    page.wait_for_selector("#ll-density .js-plotly-plot")
+    p.shots_everywhere("interpolate", "#ll-strip")

@@ -48,7 +48,7 @@ def _settings_column(manager: TrainingManager) -> dict[str, Any]:
     w["preset"] = gr.Dropdown([*view.PRESETS, view.CUSTOM], value=preset0, label="Preset")
     w["latent"] = gr.Slider(R["latent_dim"].lo, R["latent_dim"].hi, value=16, step=1,
                             label="Latent dimension of z",
-                            info="2 lets you draw the latent plane")
+                            info=view.LATENT_INFO)
     w["beta"] = gr.Number(value=1.0, label="beta", minimum=R["beta"].lo, maximum=R["beta"].hi,
                           info="KL weight for the VAEs, commitment weight for the VQ-VAE")
     w["codes"] = gr.Slider(R["num_codes"].lo, R["num_codes"].hi, value=128, step=4,
@@ -73,13 +73,20 @@ def _settings_column(manager: TrainingManager) -> dict[str, Any]:
                                   label="Validation images (the last N training images, held out)",
                                   info="checked after every epoch; 0 = no validation")
         w["keep_best"] = gr.Checkbox(False, label="Keep the epoch with the lowest validation loss")
-    w["note"] = gr.Markdown(view.device_note(manager, None))
+    # A function value is evaluated on every page load: a page opened after a run shows that
+    # run's measured time, not the "nothing measured yet" of the server's start.
+    initial = [w[k].value for k in SETTINGS]
+
+    def train_note() -> str:  # its name is the load event's api_name
+        return view.settings_note(manager, initial)
+
+    w["note"] = gr.Markdown(train_note)
     return w
 
 
 def _job_column() -> dict[str, Any]:
     return {
-        "status": gr.Markdown(view.status_markdown(JobStatus(), False)),
+        "status": gr.Markdown(elem_id="ll-train-status", value=view.status_markdown(JobStatus(), False)),
         "progress": gr.HTML(),
         "curves": gr.Plot(label="Loss terms (mean over each few seconds)"),
         "grid": gr.Image(label="Rows: test images, reconstructions, samples from the prior "
@@ -107,11 +114,14 @@ def _build_tab(registry: Any, manager: TrainingManager) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             w = _settings_column(manager)
-            with gr.Row():
-                w["start"] = gr.Button("Start training", variant="primary")
-                w["stop"] = gr.Button("Stop", variant="stop", interactive=False)
         with gr.Column(scale=2):
+            # Start and Stop head the job's column: the status they change is right below
+            # them, not a screen away under the settings.
+            with gr.Row():
+                start = gr.Button("Start training", variant="primary", elem_id="ll-train-start")
+                stop = gr.Button("Stop", variant="stop", interactive=False, elem_id="ll-train-stop")
             w.update(_job_column())
+            w["start"], w["stop"] = start, stop
     _wire(w, manager)
 
 
@@ -162,7 +172,8 @@ def _wire_settings(w: dict[str, Any], manager: TrainingManager) -> None:
 
     def on_model(kind: str) -> tuple:
         o = view.model_options(kind)
-        return gr.Slider(visible=o.vq), gr.Slider(visible=o.vq), o.beta, gr.Slider(label=o.latent_label)
+        return (gr.Slider(visible=o.vq), gr.Slider(visible=o.vq), o.beta,
+                gr.Slider(label=o.latent_label, info=o.latent_info))
 
     def to_custom() -> str:  # a hand-edited epoch count or size is no longer the preset
         return view.CUSTOM

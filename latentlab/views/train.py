@@ -7,7 +7,7 @@ starts a job, then polls the manager's snapshot, so every visitor sees the runni
 >>> preset_values(CPU_PRESET), preset_values(CUSTOM)
 ((1, 5000, 128, 2), None)
 >>> model_options("vqvae")
-ModelOptions(vq=True, beta=0.25, latent_label='Code size D of each e_k')
+ModelOptions(vq=True, beta=0.25, latent_label='Code size D of each e_k', latent_info='length of each codebook vector e_k (the grid stays 7x7)')
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ TERMS = {
 TERMS["flow"] = TERMS["vae"]
 DEFAULT_BETA = {"vae": 1.0, "flow": 1.0, "vqvae": 0.25}
 VAL_SIZE = TrainConfig.val_size
+LATENT_INFO = "2 lets you draw the latent plane"
 
 
 # ----------------------------------------------------------------------------- settings
@@ -119,13 +120,16 @@ class ModelOptions:
     vq: bool
     beta: float
     latent_label: str
+    latent_info: str
 
 
 def model_options(model: str) -> ModelOptions:
     """Show the VQ-VAE's K and code-prior epochs only for it; reset beta to its default."""
     vq = model == "vqvae"
-    return ModelOptions(vq, DEFAULT_BETA.get(model, 1.0),
-                        "Code size D of each e_k" if vq else "Latent dimension of z")
+    if vq:  # the VQ-VAE's latent is a 7x7 grid of codes whatever D is: no plane to draw
+        return ModelOptions(True, DEFAULT_BETA["vqvae"], "Code size D of each e_k",
+                            "length of each codebook vector e_k (the grid stays 7x7)")
+    return ModelOptions(False, DEFAULT_BETA.get(model, 1.0), "Latent dimension of z", LATENT_INFO)
 
 
 def initial_preset() -> str:

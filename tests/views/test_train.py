@@ -17,7 +17,7 @@ from latentlab.views import train as view
 # dataset, model, latent, beta, K, prior epochs, epochs, images, lr, batch, bf16, name
 TINY_VALUES = ["mnist", "vae", 2, 1.0, 128, 10, 1, 256, 2e-3, 128, False, "from the tab"]
 API_NAMES = {"train_start", "train_stop", "train_poll", "train_preset", "train_model",
-             "train_estimate", "train_custom"}
+             "train_estimate", "train_custom", "train_note"}
 SKIP = type(gr.skip())
 
 
@@ -178,6 +178,28 @@ def test_status_text_shows_validation_while_training_and_the_chosen_epoch_at_the
     text = view.status_markdown(done, owner=False)
     assert "Validation (epoch 1): val_loss = 119" in text and "Test set: test_elbo = -118.25" in text
     assert view.status_markdown(JobStatus(), owner=False).startswith("No job yet")
+
+
+class MeasuredManager(TrainingManager):
+    """A manager whose earlier runs have been measured (a job of this kind took 90 s)."""
+
+    def estimate_seconds(self, spec):
+        return 90.0
+
+
+def test_a_page_opened_after_a_run_shows_the_measured_time_and_no_stale_hints():
+    """The note was drawn once when the server started ("No run has been measured here yet"
+    forever); the VQ-VAE's code size said "2 lets you draw the latent plane"."""
+    with gr.Blocks(analytics_enabled=False) as demo:
+        ui.build_train(None, manager=MeasuredManager(root="unused"))
+    (note,) = [f.fn for f in demo.fns.values() if f.api_name == "train_note"]  # on page load
+    text = note()
+    assert "about **1 min 30 s**" in text or "Measured on this server" in text
+    assert "No run has been measured" not in text
+    (fn,) = [f.fn for f in demo.fns.values() if f.api_name == "train_model"]
+    latent = fn("vqvae")[-1]
+    assert "Code size" in latent.label and "plane" not in latent.info
+    assert "plane" in fn("vae")[-1].info
 
 
 # ----------------------------------------------------------------------------- limits, data

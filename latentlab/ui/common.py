@@ -100,6 +100,18 @@ def friendly(fn: Callable) -> Callable:
     return wrapper
 
 
+def friendly_steps(fn: Callable) -> Callable:
+    """``friendly`` for a generator (a view that reports its progress as it goes)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            yield from fn(*args, **kwargs)
+        except UserError as exc:
+            LOG.info("%s: %s: %s", fn.__name__, type(exc).__name__, exc)
+            raise gr.Error(str(exc), print_exception=False) from None
+    return wrapper
+
+
 def unpack(out: Any) -> tuple:
     """A view's Outputs dataclass as the tuple of values Gradio expects (field order)."""
     return tuple(getattr(out, f.name) for f in fields(out))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import gradio as gr
@@ -15,6 +16,7 @@ from latentlab.ui.common import (
     TabHandles,
     explanation,
     friendly,
+    friendly_steps,
     model_picker,
     plot,
     seed_box,
@@ -76,9 +78,11 @@ class Adapters:
                   prior_samples: float, seed: float):
         return unpack(view.decode(self.registry, model, projection, u, v, prior_samples, seed))
 
-    def on_umap(self, model: str | None, compare_with: str | None, progress=PROGRESS) -> str:
-        return view.recompute_umap(self.registry, model, compare_with,
-                                   progress=lambda f, text: progress(f, desc=text))
+    def on_umap(self, model: str | None, compare_with: str | None,
+                progress=PROGRESS) -> Iterator[str]:
+        # a generator: the note says what runs before the ~40 s fit, the bar follows it
+        yield from view.recompute_umap_steps(self.registry, model, compare_with,
+                                             progress=lambda f, text: progress(f, desc=text))
 
 
 def build_latent(registry: ModelRegistry, datasets: list[str], ds0: str, tab: gr.Tab) -> TabHandles:
@@ -93,7 +97,7 @@ def build_latent(registry: ModelRegistry, datasets: list[str], ds0: str, tab: gr
     with gr.Row():
         draw = gr.Button("Draw", variant="primary")
         umap_btn = gr.Button("Recompute UMAP for these models (about a minute)")
-    umap_note = gr.Markdown(elem_classes="ll-note")
+    umap_note = gr.Markdown(elem_classes="ll-note", elem_id="ll-umap-note", min_height=40)
     with gr.Row():
         with gr.Column():
             side_a = latent_side(registry, ds0, mv.LATENT_A, "Model")
@@ -101,7 +105,8 @@ def build_latent(registry: ModelRegistry, datasets: list[str], ds0: str, tab: gr
             side_b = latent_side(registry, ds0, mv.LATENT_B, "Compare with")
 
     a = Adapters(registry)
-    on_latent, on_decode, on_umap = friendly(a.on_latent), friendly(a.on_decode), friendly(a.on_umap)
+    on_latent, on_decode = friendly(a.on_latent), friendly(a.on_decode)
+    on_umap = friendly_steps(a.on_umap)
     for suffix, side in (("", side_a), ("_b", side_b)):
         outs = [side.plane, side.decoded, side.stats, side.fig1, side.fig2, side.note]
         ins = [side.model, proj, n_prior, seed_in]
@@ -114,6 +119,7 @@ def build_latent(registry: ModelRegistry, datasets: list[str], ds0: str, tab: gr
             on_decode, [side.model, proj, side.u, side.v, n_prior, seed_in],
             [side.decoded, side.plane, side.note], api_name=f"latent_decode{suffix}",
             api_visibility="public" if side is side_a else "private")
-    umap_btn.click(on_umap, [side_a.model, side_b.model], [umap_note], api_name="umap_recompute")
+    umap_btn.click(on_umap, [side_a.model, side_b.model], [umap_note], api_name="umap_recompute",
+                   show_progress="full")
     return TabHandles("latent", dataset, [(side_a.model, mv.LATENT_A), (side_b.model, mv.LATENT_B)],
                       [])

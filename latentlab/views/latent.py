@@ -12,7 +12,7 @@ map coordinates by ``click`` and decoded by ``decode``; ``recompute_umap`` fits 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,13 +95,25 @@ def decode(registry: ModelRegistry, model: str | None, projection: str, u: Any, 
     return DecodeOutputs(upscale(point.image, 6), point.plane, point.note)
 
 
-def recompute_umap(registry: ModelRegistry, model: str | None, compare_with: str | None,
-                   progress: Callable[[float, str], None] | None = None) -> str:
-    """Fit UMAP maps for the chosen VAEs with more than 2 latent dims (about a minute)."""
+def recompute_umap_steps(registry: ModelRegistry, model: str | None, compare_with: str | None,
+                         progress: Callable[[float, str], None] | None = None) -> Iterator[str]:
+    """Fit UMAP maps for the chosen VAEs with more than 2 latent dims, saying before each fit
+    what runs and for how long (the first fit takes about 40 s), then what was computed."""
     todo = [m for m in (model, compare_with) if _chosen(m)
             and registry.entry(m).kind == "vae" and (registry.entry(m).latent_dim or 0) > 2]
     if not todo:
         raise InputError("UMAP is for VAEs with more than 2 latent dims; "
                          "2-D models are drawn directly")
-    msgs = [lm.compute_umap(registry, m, progress=progress) for m in todo]
-    return "; ".join(msgs) + ". Choose the UMAP map above to see it."
+    msgs = []
+    for i, m in enumerate(todo):
+        yield (f"⏳ Fitting UMAP for **{m}** ({i + 1} of {len(todo)}): about 40 s the first "
+               "time (numba compiles), a few seconds after that. " + "; ".join(msgs))
+        msgs.append(lm.compute_umap(registry, m, progress=progress))
+    yield "✅ " + "; ".join(msgs) + ". Choose the UMAP map above to see it."
+
+
+def recompute_umap(registry: ModelRegistry, model: str | None, compare_with: str | None,
+                   progress: Callable[[float, str], None] | None = None) -> str:
+    """Fit UMAP maps for the chosen VAEs with more than 2 latent dims (about a minute)."""
+    *_, last = recompute_umap_steps(registry, model, compare_with, progress)
+    return last

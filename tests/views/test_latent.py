@@ -150,3 +150,22 @@ def test_recompute_umap_only_for_vaes_above_two_dims(reg, monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=lambda **kw: FakeUmap()))
     msg = lt.recompute_umap(reg, "mnist-flow-z4", "mnist-vae-z2")
     assert "computed" in msg and "Choose the UMAP map" in msg
+
+
+def test_recompute_umap_says_what_runs_before_each_fit(reg, monkeypatch):
+    """The ~40 s fit once ran with nothing on screen: the first message comes before it."""
+    fits = []
+
+    def fake_fit(registry, name, progress=None):
+        fits.append(name)
+        return f"UMAP of {name} computed"
+
+    monkeypatch.setattr(lt.lm, "compute_umap", fake_fit)
+    steps = lt.recompute_umap_steps(reg, "mnist-flow-z4", "mnist-vae-z4")
+    first = next(steps)
+    assert fits == [] and "Fitting UMAP for **mnist-flow-z4** (1 of 2)" in first and "40 s" in first
+    second = next(steps)
+    assert fits == ["mnist-flow-z4"] and "(2 of 2)" in second
+    last = next(steps)
+    assert fits == ["mnist-flow-z4", "mnist-vae-z4"] and "Choose the UMAP map" in last
+    assert list(steps) == []

@@ -27,6 +27,14 @@ WIDGETS = {"reconstruct": ("reconstruct", {"k": 2, "seed": 3}),
            "sample": ("sample", {"source": 1, "n": 2, "temperature": 3, "seed": 5}),
            "interpolate": ("interpolate", {"steps": 3, "method": 4})}
 TAB_ORDER = ("reconstruct", "sample", "interpolate", "codegrid", "latent")
+# Each lecture panel's settings a link carries, as positions in its main event's inputs.
+LECTURE_WIDGETS = {"elbo_gap": ("elbo_gap", {"models": (0,), "seed": 4}),
+                   "traversal": ("traversal", {"models": (0,)}),
+                   "autoencoder": ("autoencoder", {"models": (0, 1), "seed": 3}),
+                   "surgery": ("surgery_priors", {"models": (0, 1), "seed": 3}),
+                   "gumbel": ("gumbel", {"seed": 3}),
+                   "quantization": ("lloyd", {"seed": 2}),
+                   "reparam": ("reparam", {"models": (0,), "seed": 3})}
 LECTURE_LABELS = {  # the lecture accordions' titles start so
     "elbo_gap": "ELBO gap", "traversal": "Latent traversals", "autoencoder": "An autoencoder",
     "surgery": "ELBO surgery", "gumbel": "Gumbel-max", "quantization": "Quantization",
@@ -56,6 +64,18 @@ def targets(demo: gr.Blocks, handles: list[TabHandles]) -> dict[str, Target]:
     return out
 
 
+def lecture_widgets(demo: gr.Blocks) -> dict[str, dict[str, Any]]:
+    """Each lecture panel's seed box and model pickers (a list), by panel id."""
+    by_name = {fn.api_name: fn for fn in demo.fns.values()}
+    out: dict[str, dict[str, Any]] = {}
+    for panel, (api, positions) in LECTURE_WIDGETS.items():
+        if api in by_name:
+            inputs = by_name[api].inputs
+            out[panel] = {name: ([inputs[i] for i in pos] if name == "models" else inputs[pos])
+                          for name, pos in positions.items()}
+    return out
+
+
 def lecture_panels(tab: gr.Tab | None) -> dict[str, gr.Accordion]:
     """The Lecture tab's top-level accordions by panel id (nested ones are parts of a panel)."""
     found: dict[str, gr.Accordion] = {}
@@ -65,8 +85,9 @@ def lecture_panels(tab: gr.Tab | None) -> dict[str, gr.Accordion]:
             if isinstance(child, gr.Accordion):
                 key = next((k for k, start in LECTURE_LABELS.items()
                             if str(child.label).startswith(start)), None)
-                if key:
-                    found.setdefault(key, child)
+                if key and key not in found:
+                    found[key] = child
+                    child.elem_id = child.elem_id or f"ll-panel-{key}"   # for the scroll below
                 continue
             walk(child)
 
@@ -83,9 +104,10 @@ class LinkOpener:
     """The page-load adapter: query parameters -> widget values (and a note for what was left)."""
 
     def __init__(self, registry: ModelRegistry, datasets: list[str], header: Header,
-                 targets: dict[str, Target], panels: dict[str, gr.Accordion]):
+                 targets: dict[str, Target], panels: dict[str, gr.Accordion],
+                 lecture: dict[str, dict[str, Any]]):
         self.registry, self.datasets, self.header = registry, datasets, header
-        self.targets, self.panels = targets, panels
+        self.targets, self.panels, self.lecture = targets, panels, lecture
         self.state = gr.State(None)
 
     def outputs(self) -> list:
@@ -95,7 +117,9 @@ class LinkOpener:
             out += [t.handles.dataset, *[dd for dd, _ in t.handles.pickers]]
             out += [p.gallery for p in t.handles.panels] + [p.seen for p in t.handles.panels]
             out += list(t.widgets.values())
-        return out + list(self.panels.values())
+        for widgets in self.lecture.values():
+            out += [widgets.get("seed"), *widgets.get("models", [])]
+        return [c for c in out if c is not None] + list(self.panels.values())
 
     def open(self, request: gr.Request) -> dict:
         params = dict(request.query_params) if request is not None else {}
@@ -113,6 +137,7 @@ class LinkOpener:
         if v.panel in self.panels:
             out[self.panels[v.panel]] = gr.Accordion(open=True)
             out[self.header.panel] = v.panel
+            notes += self._fill_panel(self.lecture.get(v.panel, {}), v, out)
         if notes:
             out[self.header.note] = "Link: left as the app starts: " + "; ".join(notes) + "."
         return out
@@ -145,6 +170,20 @@ class LinkOpener:
         return notes
 
 
+    @staticmethod
+    def _fill_panel(widgets: dict[str, Any], v: view.View, out: dict) -> list[str]:
+        """A lecture panel's seed and model pickers (each model must be one of its choices)."""
+        if v.seed is not None and "seed" in widgets:
+            out[widgets["seed"]] = v.seed
+        pickers = widgets.get("models", [])
+        for dd, name in zip(pickers, v.models, strict=False):
+            if name in [value for _, value in dd.choices]:
+                out[dd] = name
+        rest = [m for m in v.models[:len(pickers)] if not any(out.get(dd) == m for dd in pickers)]
+        rest += list(v.models[len(pickers):])
+        return [f"models: {', '.join(map(repr, rest))} not used in this panel"] if rest else []
+
+
 def select_tab(v: view.View | None) -> Any:
     return gr.Tabs(selected=v.tab) if v is not None and v.tab else gr.skip()
 
@@ -163,13 +202,23 @@ COPY_JS = """
   const p = new URLSearchParams();
   p.set('tab', tab);
   if (got.presenter) p.set('presenter', '1');
+  const sub = tab === 'lecture' && got['lecture.panel'] ? got['lecture.panel'] + '.' : '';
   for (const f of fields[tab] || []) {
-    const v = got[tab + '.' + f];
+    const v = got[tab + '.' + sub + f] ?? got[tab + '.' + f];
     if (v !== undefined) p.set(f, Array.isArray(v) ? v.join(',') : String(v));
   }
   const url = location.origin + location.pathname + '?' + p.toString().replaceAll('%2C', ',');
   try { navigator.clipboard.writeText(url).catch(() => {}); } catch (e) { /* http: no clipboard */ }
   return url;
+}"""
+
+
+SCROLL_JS = """
+(p) => {
+  if (!p || window.llPanelScrolled) return [];
+  window.llPanelScrolled = true;
+  setTimeout(() => document.getElementById('ll-panel-' + p)?.scrollIntoView({block: 'start'}), 600);
+  return [];
 }"""
 
 
@@ -180,7 +229,8 @@ def copy_js(keys: list[str]) -> str:
         "FIELDS", json.dumps(view.TAB_FIELDS)).replace("SKIP", json.dumps([NONE]))
 
 
-def copy_inputs(header: Header, targets: dict[str, Target]) -> tuple[list[str], list]:
+def copy_inputs(header: Header, targets: dict[str, Target], lecture: dict[str, dict[str, Any]]
+                ) -> tuple[list[str], list]:
     """(key, component) for everything a link may carry, in the JS function's argument order."""
     pairs: list[tuple[str, Any]] = [("tab", header.tab), ("presenter", header.presenter),
                                     ("lecture.panel", header.panel),
@@ -189,6 +239,9 @@ def copy_inputs(header: Header, targets: dict[str, Target]) -> tuple[list[str], 
         pairs.append((f"{tab}.dataset", t.handles.dataset))
         pairs += [(f"{tab}.models", dd) for dd, _ in t.handles.pickers]
         pairs += [(f"{tab}.{name}", w) for name, w in t.widgets.items()]
+    for panel, widgets in lecture.items():
+        pairs += [(f"lecture.{panel}.models", dd) for dd in widgets.get("models", [])]
+        pairs += [(f"lecture.{panel}.seed", widgets["seed"])] if "seed" in widgets else []
     return [k for k, _ in pairs], [c for _, c in pairs]
 
 
@@ -206,6 +259,9 @@ def track(header: Header, tabs: gr.Tabs, rec: TabHandles, panels: dict[str, gr.A
                      js=f"(p) => (p === {json.dumps(key)} ? '' : p)",
                      api_name=f"link_panel_{key}_closed", api_visibility="private",
                      show_progress="hidden")
+    # a link that opens a panel also scrolls to it, once (later openings are the user's)
+    header.panel.change(None, [header.panel], None, js=SCROLL_JS, api_name="link_panel_scroll",
+                        api_visibility="private", show_progress="hidden")
     panel = rec.panels[0]
 
     def picked(evt: gr.SelectData) -> int:
@@ -229,9 +285,10 @@ def wire_links(registry: ModelRegistry, demo: gr.Blocks, datasets: list[str], he
     found = targets(demo, handles)
     panels = lecture_panels(find_tab(tabs, "lecture"))
     track(header, tabs, found["reconstruct"].handles, panels)
-    keys, inputs = copy_inputs(header, found)
+    lecture = lecture_widgets(demo)
+    keys, inputs = copy_inputs(header, found, lecture)
     header.copy.click(None, inputs, [header.link], js=copy_js(keys), api_name="copy_link",
                       api_visibility="private", show_progress="hidden")
-    opener = LinkOpener(registry, datasets, header, found, panels)
+    opener = LinkOpener(registry, datasets, header, found, panels, lecture)
     return [Action(opener.open, [], opener.outputs()),
             Action(select_tab, [opener.state], [tabs])]

@@ -36,7 +36,7 @@ TAB_FIELDS: dict[str, tuple[str, ...]] = {  # what a link to each tab carries, i
     "codegrid": ("dataset", "models"),
     "latent": ("dataset", "models"),
     "train": (),
-    "lecture": ("panel",),
+    "lecture": ("panel", "models", "seed"),         # the open panel's model(s) and seed
 }
 # The widgets' ranges and choices (the views check the same ones).
 INTS = {"seed": (0, MAX_SEED), "k": (1, 1000), "steps": (2, 32), "example": (0, 99)}

@@ -120,3 +120,23 @@ def test_copy_link_carries_the_current_values_and_opens_them_again(open_page):
     again.wait_for_function("() => [...document.querySelectorAll('input[type=radio]')]"
                             ".some((e) => e.value === '36' && e.checked)")
     assert again.get_by_label("Seed").locator("visible=true").first.input_value() == "42"
+
+
+def test_a_lecture_link_opens_its_panel_and_copies_back(open_page):
+    p = open_page("1280x720", "?tab=lecture&panel=gumbel&seed=5")
+    page = p.page
+    label = page.locator("button.label-wrap", has_text="Gumbel-max and Gumbel-softmax").first
+    page.wait_for_function("(e) => e.classList.contains('open')", arg=label.element_handle())
+    block = label.locator("xpath=..")
+    page.wait_for_function("(e) => [...e.querySelectorAll('input[type=number]')]"
+                           ".some((i) => i.value === '5')", arg=block.element_handle())
+    page.wait_for_function("() => { const r = document.querySelector('#ll-panel-gumbel')"
+                           ".getBoundingClientRect(); return r.top >= 0 && r.top < 100; }")
+    page.locator("#ll-panel-gumbel .js-plotly-plot").first.wait_for()
+    p.shot("link-lecture")                                       # scrolled to the panel
+    page.locator("#ll-copy-link").click()
+    page.wait_for_function("() => document.querySelector('#ll-link textarea, #ll-link input')"
+                           "?.value.startsWith('http')")
+    url = page.locator("#ll-link textarea, #ll-link input").first.input_value()
+    assert {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()} == {
+        "tab": "lecture", "panel": "gumbel", "seed": "5"}

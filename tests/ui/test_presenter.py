@@ -54,11 +54,14 @@ def test_header_has_presenter_toggle_and_copy_link(built):
 def test_copy_inputs_cover_every_field_a_link_carries(built):
     demo, _ = built
     copy = next(fn for fn in demo.fns.values() if fn.api_name == "copy_link")
-    keys = [k for k in view.TAB_FIELDS if k != "train"]
+    keys = [k for k in view.TAB_FIELDS if k not in ("train", "lecture")]
     js = copy.js
     for tab in keys:
         for name in view.TAB_FIELDS[tab]:
             assert f'"{tab}.{name}"' in js, (tab, name)
+    assert '"lecture.panel"' in js
+    for panel in view.LECTURE_PANELS:                            # each panel's own seed box
+        assert f'"lecture.{panel}.seed"' in js or panel == "traversal", panel
     assert js.count('"latent.models"') == 2                     # both sides of the Latent tab
     assert len(copy.inputs) == len(js.split("const keys = ")[1].split("]")[0].split(","))
 
@@ -113,6 +116,17 @@ def test_every_lecture_panel_can_be_opened_by_a_link(built):
     opener, out = _open(built, tab="lecture", panel="gumbel")
     assert set(opener.panels) == set(view.LECTURE_PANELS)
     assert out[opener.panels["gumbel"]].open is True and out[opener.header.panel] == "gumbel"
+
+
+def test_lecture_link_sets_the_panels_seed_and_models(built):
+    opener, out = _open(built, tab="lecture", panel="surgery", seed="11",
+                        models="mnist-vae-z2,mnist-flow-z2")
+    widgets = opener.lecture["surgery"]
+    assert out[widgets["seed"]] == 11 and opener.header.note not in out
+    assert [out[dd] for dd in widgets["models"]] == ["mnist-vae-z2", "mnist-flow-z2"]
+    assert opener.lecture["gumbel"]["seed"] not in out            # other panels left alone
+    opener, out = _open(built, tab="lecture", panel="reparam", models="mnist-vae-z4")
+    assert "mnist-vae-z4" in out[opener.header.note]              # not a 2-D VAE: no choice
 
 
 def test_no_query_changes_nothing_but_the_defaults(built):

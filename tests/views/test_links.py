@@ -18,12 +18,13 @@ VIEWS = [
          method="spherical"),
     View(tab="codegrid", dataset="mnist", models=("mnist-vqvae",)),
     View(tab="latent", dataset="fashion", models=("fashion-vae-z2", "mnist-vae-z16")),
-    View(tab="lecture", panel="gumbel"),
+    View(tab="lecture", panel="gumbel", seed=5),
+    View(tab="lecture", panel="surgery", models=("mnist-vae-z16", "mnist-flow-z16")),
     View(tab="train"),
 ]
 
 
-@pytest.mark.parametrize("view", VIEWS, ids=lambda v: v.tab)
+@pytest.mark.parametrize("view", VIEWS, ids=lambda v: f"{v.tab}-{v.panel}")
 def test_round_trip(view):
     query = to_query(view)
     back = parse(query, DATASETS, MODELS)

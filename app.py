@@ -19,6 +19,10 @@ import os
 # 2-core Space they only fight each other (set before numpy is first imported).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Gradio's queue rebuilds a pandas table of its last 10,000 events after EVERY event for its
+# monitoring summary (5 % of the server's CPU under a class, growing with the run); every
+# 100th event is plenty (read when demo.queue() builds the queue).
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 
 import argparse
 import importlib

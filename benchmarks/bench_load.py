@@ -56,9 +56,15 @@ async def upload(client: httpx.AsyncClient, path: Path) -> dict:
     return {"path": r.json()[0], "meta": {"_type": "gradio.FileData"}, "orig_name": path.name}
 
 
-async def call(client: httpx.AsyncClient, name: str, data: list) -> list:
-    """POST the call, then read its event stream until 'complete' (or 'error')."""
-    r = await client.post(f"/gradio_api/call/{name}", json={"data": data})
+async def call(client: httpx.AsyncClient, name: str, data: list, session: str | None = None
+               ) -> list:
+    """POST the call, then read its event stream until 'complete' (or 'error').
+
+    ``session``: the student's session hash, as a browser page sends one for all its
+    events (None: Gradio makes a fresh session for every call, as a bare API caller does).
+    """
+    body = {"data": data} if session is None else {"data": data, "session_hash": session}
+    r = await client.post(f"/gradio_api/call/{name}", json=body)
     r.raise_for_status()
     event_id = r.json()["event_id"]
     event = None
@@ -89,10 +95,13 @@ def actions(image_a: dict, image_b: dict, seed: int) -> dict[str, tuple[str, lis
 async def student(client: httpx.AsyncClient, rng: random.Random, tally: Tally, args,
                   stop_at: float) -> None:
     await asyncio.sleep(rng.uniform(0, args.think))  # students do not all click at once
+    # One page = one Gradio session for all of a student's clicks (--session-per-request:
+    # a fresh one per call, which costs the server a session object each time).
+    session = None if args.session_per_request else f"student-{rng.getrandbits(64):016x}"
     try:
         a, b = rng.sample(DIGITS, 2)
         image_a, image_b = await upload(client, a), await upload(client, b)
-        await call(client, "prepare", [image_a])
+        await call(client, "prepare", [image_a], session)
     except Exception as exc:  # a failed start is one error: the student leaves
         tally.errors.append(f"start: {exc}")
         return
@@ -102,7 +111,7 @@ async def student(client: httpx.AsyncClient, rng: random.Random, tally: Tally, a
         name, data = actions(image_a, image_b, seed)[kind]
         start = time.monotonic()
         try:
-            await call(client, name, data)
+            await call(client, name, data, session)
             tally.add(kind, time.monotonic() - start)
         except Exception as exc:  # counted and reported: the run goes on
             tally.errors.append(f"{kind}: {exc}")
@@ -121,11 +130,22 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
+def cpu_s(pid: int | None) -> float | None:
+    """The process's user + system CPU seconds so far (its children not included)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 async def run_load(args, pid: int | None) -> dict:
     tally, rng = Tally(), random.Random(args.seed)
     limits = httpx.Limits(max_connections=args.students * 2, max_keepalive_connections=args.students)
     timeout = httpx.Timeout(args.timeout)
-    rss_before = rss_mb(pid)
+    rss_before, server_cpu0 = rss_mb(pid), cpu_s(pid)
     cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     async with httpx.AsyncClient(base_url=args.url, limits=limits, timeout=timeout) as client:
         stop_at = time.monotonic() + args.duration
@@ -134,7 +154,12 @@ async def run_load(args, pid: int | None) -> dict:
     wall = time.monotonic() - wall0
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-    return summarise(tally, wall, cpu, rss_before, rss_mb(pid))
+    res = summarise(tally, wall, cpu, rss_before, rss_mb(pid))
+    server_cpu1 = cpu_s(pid)
+    if server_cpu0 is not None and server_cpu1 is not None and res["requests"]:
+        # CPU per request: comparable across runs even when other work shares the machine
+        res["server_cpu_ms_per_request"] = 1000 * (server_cpu1 - server_cpu0) / res["requests"]
+    return res
 
 
 def summarise(tally: Tally, wall: float, cpu: float, rss_before, rss_after) -> dict:
@@ -188,6 +213,9 @@ def main(argv: list[str] | None = None) -> dict:
                    help="share of requests with the UI's default seed 0 (the rest random)")
     p.add_argument("--timeout", type=float, default=120.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pid", type=int, help="with --url: the server's process id (for its RSS)")
+    p.add_argument("--session-per-request", action="store_true",
+                   help="no session hash: every call opens a new Gradio session (bare API use)")
     p.add_argument("--json", help="also write the results here")
     args = p.parse_args(argv)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, python {platform.python_version()}")
@@ -197,7 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
         proc = start_server(args.port)
     try:
         wait_ready(args.url, proc)
-        res = asyncio.run(run_load(args, proc.pid if proc else None))
+        res = asyncio.run(run_load(args, proc.pid if proc else args.pid))
     finally:
         if proc is not None:
             proc.terminate()
@@ -205,13 +233,18 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{args.students} students, think {args.think:g} s: {res['requests']} requests in "
           f"{res['wall_s']:.0f} s = {res['requests_per_s']:.1f}/s; p50 {res['p50_s']:.2f} s, "
           f"p95 {res['p95_s']:.2f} s, max {res['max_s'] or float('nan'):.2f} s; errors {res['errors']}")
-    print(f"server RSS {res['server_rss_mb_before']} -> {res['server_rss_mb_after']} MB; "
+    rss = [None if v is None else round(v) for v in (res["server_rss_mb_before"],
+                                                     res["server_rss_mb_after"])]
+    per_req = res.get("server_cpu_ms_per_request")
+    print(f"server RSS {rss[0]} -> {rss[1]} MB; server CPU "
+          f"{'?' if per_req is None else f'{per_req:.0f}'} ms per request; "
           f"generator CPU {100 * res['generator_cpu_share_of_one_core']:.1f} % of one core")
     print("per action p50 / p95 (s):", {k: (round(v, 3), round(res["per_action_p95_s"][k], 3))
                                          for k, v in res["per_action_p50_s"].items()})
     if res["error_examples"]:
         print("errors, first ones:", *res["error_examples"], sep="\n  ")
     if args.json:
+        res["args"] = {k: v for k, v in vars(args).items() if k != "json"}
         Path(args.json).write_text(json.dumps(res, indent=2))
     return res
 

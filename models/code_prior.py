@@ -29,6 +29,7 @@ generator)``. Fitting the learned prior is training, so it lives in the training
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -238,13 +239,43 @@ class TransformerCodePrior(CodePrior):
                generator: torch.Generator | None = None) -> torch.Tensor:
         """Ancestral sampling cell by cell with cached keys/values: (n, 7, 7) long in [0, K)."""
         t = _check_temperature(temperature)
+        return self._ancestral(n, lambda logits: sample_categorical(logits / t, generator))
+
+    @torch.no_grad()
+    def sample_each(self, temperatures: Sequence[float],
+                    generators: Sequence[torch.Generator | None]) -> torch.Tensor:
+        """One grid per (temperature, generator) pair, all in one batched pass: (n, 7, 7).
+
+        Grid i is the grid ``sample(1, temperatures[i], generators[i])`` draws (each row
+        takes its noise from its own generator in the same order), so requests of several
+        users can share the 49 transformer steps and still get what they would alone.
+
+        >>> prior = TransformerCodePrior(num_codes=16, dim=32, layers=1, heads=2).eval()
+        >>> gens = lambda: [torch.Generator().manual_seed(s) for s in (4, 5)]
+        >>> both = prior.sample_each([1.0, 0.5], gens())
+        >>> alone = [prior.sample(1, t, g)[0] for t, g in zip([1.0, 0.5], gens())]
+        >>> bool((both == torch.stack(alone)).all())
+        True
+        """
+        ts = [_check_temperature(t) for t in temperatures]
+        if len(ts) != len(generators):
+            raise ValueError(f"{len(ts)} temperatures for {len(generators)} generators")
+
+        def draw(logits: torch.Tensor) -> torch.Tensor:                     # (n, K) -> (n,)
+            return torch.cat([sample_categorical(logits[i: i + 1] / t, g)
+                              for i, (t, g) in enumerate(zip(ts, generators))])
+
+        return self._ancestral(len(ts), draw)
+
+    def _ancestral(self, n: int, draw) -> torch.Tensor:
+        """The grids ``draw`` picks cell by cell from next-code logits (n, K): (n, 7, 7)."""
         device = self.head.weight.device
         seq = torch.empty(n, CELLS, dtype=torch.long, device=device)
         token = torch.full((n, 1), self.num_codes, dtype=torch.long, device=device)
         cache = None
         for i in range(CELLS):
             logits, cache = self._run(token, start=i, cache=cache)          # (n, 1, K)
-            seq[:, i] = sample_categorical(logits[:, 0] / t, generator)
+            seq[:, i] = draw(logits[:, 0])
             token = seq[:, i: i + 1]
         return seq.view(n, GRID, GRID)
 

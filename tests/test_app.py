@@ -55,6 +55,53 @@ def test_api_names_and_input_counts_are_stable():
     assert {name: shape[name] for name in PUBLIC_SHAPES} == PUBLIC_SHAPES
 
 
+def test_heavy_events_take_turns_and_the_code_prior_samples_in_batches():
+    """Long actions share one worker (a class clicking them leaves a core to quick ones);
+    the learned-prior "New grid" merges waiting requests into one batch."""
+    import app
+
+    fns = {fn.api_name: fn for fn in app.demo.fns.values()}
+    for name in app.HEAVY_EVENTS:
+        assert (fns[name].concurrency_id, fns[name].concurrency_limit) == (app.HEAVY_ID, 1)
+    light = {fns[n].concurrency_id for n in ("reconstruct", "sample", "interpolate")}
+    assert app.HEAVY_ID not in light and len(light) == 3          # each its own queue
+    learned = fns["code_sample_learned"]
+    assert learned.batch and learned.max_batch_size >= 8
+    assert app.demo._queue.default_concurrency_limit == 2
+
+
+def test_batched_endpoint_answers_each_caller_as_alone(client):
+    """Concurrent /code_sample_learned calls (batched on the server) get what a single call
+    gets for the same seed; a lone bad request still gets its message."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    url = client.src
+    seeds = [5, 6, 7, 5, 8, 9]
+    with ThreadPoolExecutor(len(seeds)) as pool:
+        together = list(pool.map(lambda s: Client(url, verbose=False).predict(
+            "mnist-vqvae", 1.0, s, api_name="/code_sample_learned")["data"], seeds))
+    alone = [client.predict("mnist-vqvae", 1.0, s, api_name="/code_sample_learned")["data"]
+             for s in seeds]
+    assert together == alone and together[0] == together[3] and together[0] != together[1]
+    with pytest.raises(Exception, match="no checkpoint named 'nope'"):
+        client.predict("nope", 1.0, 0, api_name="/code_sample_learned")
+
+
+def test_batched_adapter_keeps_a_bad_request_from_failing_the_others(reg):
+    from latentlab.ui.code_grid import Adapters
+    from latentlab.ui.common import friendly
+    from latentlab.views import code_grid as cg
+
+    (grids,) = Adapters(reg).on_learned(["mnist-vqvae", "nope", "mnist-vqvae"], [1.0] * 3,
+                                        [1, 1, 2])
+    assert grids[0] == cg.sample(reg, "mnist-vqvae", "learned", 1.0, 1)
+    assert grids[1] == gr.skip() and grids[2] == cg.sample(reg, "mnist-vqvae", "learned", 1.0, 2)
+    with pytest.raises(gr.Error, match="no checkpoint named 'nope'"):     # alone: the message
+        friendly(Adapters(reg).on_learned)(["nope"], [1.0], [1])
+
+
 def test_input_adapters_show_user_errors_and_log_one_line(caplog):
     from latentlab.ui import common
     from latentlab.views import examples

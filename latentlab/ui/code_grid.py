@@ -9,8 +9,10 @@ from typing import Any
 import gradio as gr
 
 from latentlab import explain
+from latentlab.errors import UserError
 from latentlab.registry import ModelRegistry
 from latentlab.ui.common import (
+    LOG,
     InputApi,
     InputPanel,
     TabHandles,
@@ -54,7 +56,7 @@ class Adapters:
         self.registry = registry
 
     def on_decode(self, grid: Any, model: str | None, cells: str) -> tuple:
-        return unpack(view.run(self.registry, grid, model, cells))
+        return unpack(view.serve(self.registry, grid, model, cells))
 
     def on_encode(self, image: Any, model: str | None) -> list[list[int]]:
         return view.encode(self.registry, image, model)
@@ -69,8 +71,16 @@ class Adapters:
     def on_uniform(self, model: str | None, temperature: float, seed: float) -> list[list[int]]:
         return view.sample(self.registry, model, "uniform", temperature, seed)
 
-    def on_learned(self, model: str | None, temperature: float, seed: float) -> list[list[int]]:
-        return view.sample(self.registry, model, "learned", temperature, seed)
+    def on_learned(self, models: list, temperatures: list, seeds: list) -> tuple[list]:
+        """Batched (``batch=True``): Gradio passes the requests waiting in its queue as
+        lists. A lone bad request gets its message; in a batch it leaves its grid as it
+        was (one log line) so the others are still answered."""
+        answers = view.sample_many(self.registry, models, temperatures, seeds)
+        if len(answers) == 1 and isinstance(answers[0], UserError):
+            raise answers[0]
+        for bad in (a for a in answers if isinstance(a, UserError)):
+            LOG.info("on_learned (batched): %s: %s", type(bad).__name__, bad)
+        return ([gr.skip() if isinstance(a, UserError) else a for a in answers],)
 
     def on_model(self, model: str | None, grid: Any, image: Any) -> tuple:
         out = view.open_model(self.registry, model, grid, image)
@@ -171,7 +181,7 @@ def _wire_editor(fn: dict[str, Any], w: Widgets) -> None:
     w.new_uniform.click(fn["uniform"], [w.model, w.temperature, w.seed], [w.grid],
                         api_name="code_sample_uniform")
     w.new_learned.click(fn["learned"], [w.model, w.temperature, w.seed], [w.grid],
-                        api_name="code_sample_learned")
+                        api_name="code_sample_learned", batch=True, max_batch_size=16)
 
 
 def build_code_grid(registry: ModelRegistry, datasets: list[str], ds0: str,

@@ -59,7 +59,7 @@ def build_interpolate(registry: ModelRegistry, datasets: list[str], ds0: str,
     @friendly
     def on_interpolate(image_a: Any, image_b: Any, models: list[str], steps: float, method: str,
                        flow_base: bool, binarize: str):
-        out = view.run(registry, image_a, image_b, models or [], steps, method, flow_base,
+        out = view.serve(registry, image_a, image_b, models or [], steps, method, flow_base,
                        binarize)
         return out.strip, plot(out.density), out.gif, out.gif_file, out.note
 

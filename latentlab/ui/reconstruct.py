@@ -71,7 +71,7 @@ def build_reconstruct(registry: ModelRegistry, datasets: list[str], ds0: str) ->
 
     @friendly
     def on_reconstruct(image: Any, models: list[str], k: float, seed: float, binarize: str):
-        out = view.run(registry, image, models or [], k, seed, binarize)
+        out = view.serve(registry, image, models or [], k, seed, binarize)
         shown = out.code_map is not None
         return (out.gallery, out.table, plot(out.posterior), gr.Image(value=out.code_map,
                 visible=shown), gr.Button(visible=out.can_open_grid), out.vq_state, out.note)

@@ -37,7 +37,7 @@ def build_sample(registry: ModelRegistry, datasets: list[str], ds0: str, tab: gr
     @friendly
     def on_sample(models: list[str], source: str, n: float, temperature: float, labels: bool,
                   seed: float):
-        return unpack(view.run(registry, models or [], source, n, temperature, labels, seed))
+        return unpack(view.serve(registry, models or [], source, n, temperature, labels, seed))
 
     inputs = [models, source, n_in, temp, labels_in, seed_in]
     run.click(on_sample, inputs, [grids, note], api_name="sample")

@@ -13,22 +13,25 @@ API takes the same input the UI's text box shows.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from latentlab import render
-from latentlab.errors import InputError
+from latentlab import cache, render
+from latentlab.errors import InputError, UserError
 from latentlab.inputs import (
     as_tensor,
     check_choice,
-    check_float,
     check_image,
     check_int,
+    check_seed,
+    check_temperature,
     generator,
     need_model,
+    shown,
 )
 from latentlab.preprocess import prepare, upscale
 from latentlab.registry import ModelRegistry, code_data
@@ -45,16 +48,20 @@ NO_CELLS = "no cells selected: click cells on the coloured map or type e.g. '3,4
 
 # ----------------------------------------------------------------------------- parsing
 
-def _cell_int(value: Any, r: int, c: int) -> int:
+def _cell_int(value: Any, r: int, c: int, num_codes: int) -> int:
     if isinstance(value, (bool, np.bool_)):
         raise InputError(f"cell (row {r}, col {c}) holds {value!r}, not a code index")
     try:
         f = float(str(value).strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        raise InputError(f"cell (row {r}, col {c}) holds {value!r}, which is not a whole "
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"cell (row {r}, col {c}) holds {shown(value)}, which is not a whole "
                          "number; each cell needs a code index") from None
     if not math.isfinite(f) or f != int(f):
-        raise InputError(f"cell (row {r}, col {c}) holds {value!r}, which is not a whole number")
+        raise InputError(f"cell (row {r}, col {c}) holds {shown(value)}, which is not a whole "
+                         "number")
+    if not 0 <= f < num_codes:
+        raise InputError(f"cell (row {r}, col {c}) holds code {shown(value)}, outside "
+                         f"[0, {num_codes}) for this codebook of K={num_codes}")
     return int(f)
 
 
@@ -84,14 +91,8 @@ def parse_code_grid(value: Any, num_codes: int) -> np.ndarray:
     if len(rows) != GRID or any(len(r) != GRID for r in rows):
         raise InputError(f"the code grid must be 7 rows x 7 columns, got {len(rows)} rows "
                          f"of lengths {sorted({len(r) for r in rows})}")
-    grid = np.array([[_cell_int(v, r, c) for c, v in enumerate(row)] for r, row in enumerate(rows)],
-                    dtype=np.int64)
-    bad = np.argwhere((grid < 0) | (grid >= num_codes))
-    if len(bad):
-        r, c = bad[0]
-        raise InputError(f"cell (row {r}, col {c}) holds code {grid[r, c]}, outside [0, {num_codes}) "
-                         f"for this codebook of K={num_codes}")
-    return grid
+    return np.array([[_cell_int(v, r, c, num_codes) for c, v in enumerate(row)]
+                     for r, row in enumerate(rows)], dtype=np.int64)
 
 
 def _span(token: str) -> range:
@@ -190,7 +191,7 @@ def regenerate_cells(registry: ModelRegistry, name: str, grid: Any, cells: Any,
     mask = torch.from_numpy(parse_cells(cells))[None]
     if not mask.any():
         raise InputError(NO_CELLS)
-    t = check_float("temperature", temperature, 0.05, 3.0)
+    t = check_temperature(temperature)
     kw = {"top_k": REGENERATE_TOP_K} if prior == "learned" else {}
     return model.prior(prior).regenerate(g, mask, t, generator(seed), **kw)[0].numpy()
 
@@ -201,7 +202,7 @@ def sample_code_grid(registry: ModelRegistry, name: str, prior: str = "learned",
     """A fresh grid drawn from the learned or the uniform code prior."""
     model = _vq(registry, name)
     check_choice("prior", prior, PRIORS)
-    t = check_float("temperature", temperature, 0.05, 3.0)
+    t = check_temperature(temperature)
     return model.prior(prior).sample(1, t, generator(seed))[0].numpy()
 
 
@@ -250,6 +251,18 @@ def run(registry: ModelRegistry, grid: Any, model: str | None, cells: Any = "") 
                                                                parse_cells(cells)), text)
 
 
+def serve(registry: ModelRegistry, grid: Any, model: str | None, cells: Any = "") -> DecodeOutputs:
+    """``run`` as the app serves it: both pictures PNG files written once, and a grid shown
+    before (same grid, model and selection) answered from the result cache."""
+    def compute() -> DecodeOutputs:
+        out = run(registry, grid, model, cells)
+        out.image, out.code_map = cache.files().png(out.image), cache.files().png(out.code_map)
+        return out
+
+    parts = ("code_decode", id(registry), grid, model, cells, cache.model_stamps(registry, model))
+    return cache.memoized(parts, compute)
+
+
 def encode(registry: ModelRegistry, image: Any, model: str | None) -> list[list[int]]:
     return code_grid_from_image(registry, model, prepare(image)).tolist()
 
@@ -259,14 +272,59 @@ def paint(registry: ModelRegistry, grid: Any, model: str | None, cells: Any,
     return paint_cells(registry, model, grid, cells, code).tolist()
 
 
+def _memo(parts: tuple, registry: ModelRegistry, model: Any, compute) -> list[list[int]]:
+    """A grid through the shared result cache (copied: callers may edit their grid)."""
+    grid = cache.memoized((*parts, id(registry), model, cache.model_stamps(registry, model)),
+                          compute)
+    return [list(row) for row in grid]
+
+
 def regenerate(registry: ModelRegistry, grid: Any, model: str | None, cells: Any,
                temperature: Any = 1.0, seed: Any = 0) -> list[list[int]]:
-    return regenerate_cells(registry, model, grid, cells, temperature, seed).tolist()
+    return _memo(("code_regenerate", grid, cells, temperature, seed), registry, model,
+                 lambda: regenerate_cells(registry, model, grid, cells, temperature, seed).tolist())
 
 
 def sample(registry: ModelRegistry, model: str | None, prior: str, temperature: Any = 1.0,
            seed: Any = 0) -> list[list[int]]:
-    return sample_code_grid(registry, model, prior, temperature, seed).tolist()
+    return _memo(("code_sample", prior, temperature, seed), registry, model,
+                 lambda: sample_code_grid(registry, model, prior, temperature, seed).tolist())
+
+
+def sample_many(registry: ModelRegistry, models: Sequence[Any], temperatures: Sequence[Any],
+                seeds: Sequence[Any]) -> list[list[list[int]] | UserError]:
+    """Several users' "New grid: learned prior" requests at once (Gradio batches the ones
+    waiting in its queue): one answer per request, equal to ``sample(..., "learned", ...)``
+    for it, or the UserError that request alone would raise (the others still get grids).
+    Requests for one model share the 49 transformer steps (``sample_each``); identical
+    requests and ones answered before come from the result cache."""
+    answers: list[Any] = [None] * len(models)
+    todo: dict[Any, dict[str, tuple[float, int, list[int]]]] = {}  # model -> key -> request
+    for i, (model, temperature, seed) in enumerate(zip(models, temperatures, seeds)):
+        try:
+            _vq(registry, model)
+            t = check_temperature(temperature)
+            s = check_seed(seed)
+            key = cache.fingerprint("code_sample", "learned", temperature, seed, id(registry),
+                                    model, cache.model_stamps(registry, model))
+        except UserError as exc:
+            answers[i] = exc
+            continue
+        hit = cache.results().lookup(key)
+        if hit is not None:
+            answers[i] = [list(row) for row in hit]
+        else:
+            todo.setdefault(model, {}).setdefault(key, (t, s, []))[2].append(i)
+    for model, requests in todo.items():
+        with torch.inference_mode():
+            grids = _vq(registry, model).prior("learned").sample_each(
+                [t for t, _, _ in requests.values()],
+                [generator(s) for _, s, _ in requests.values()]).tolist()
+        for (key, (_, _, rows)), grid in zip(requests.items(), grids):
+            cache.results().store(key, grid)
+            for i in rows:
+                answers[i] = [list(row) for row in grid]
+    return answers
 
 
 def open_model(registry: ModelRegistry, model: str | None, grid: Any, image: Any) -> AtlasOutputs:

@@ -10,20 +10,26 @@ z* = f(z)); VQ-VAEs interpolate the encoder output z_e and snap every step to co
 
 from __future__ import annotations
 
-import tempfile
-import time
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
-from latentlab import plots, render
+from latentlab import cache, plots, render
 from latentlab.errors import InputError
-from latentlab.inputs import as_tensor, binarize, check_choice, check_image, check_int, check_models
+from latentlab.inputs import (
+    STEPS,
+    as_tensor,
+    binarize,
+    check_choice,
+    check_image,
+    check_int,
+    check_models,
+)
 from latentlab.preprocess import prepare
 from latentlab.registry import ModelEntry, ModelRegistry
 
@@ -34,7 +40,6 @@ SPACES = {
     "base": "flow base space z* = f(z): interpolate z*, map back with g = f⁻¹",
     "z_e": "VQ-VAE encoder output z_e before quantization; each step is snapped to codes",
 }
-GIF_MAX_AGE_S = 600  # Gradio has copied a GIF into its own cache long before this
 
 
 @dataclass
@@ -100,7 +105,7 @@ def interpolate(registry: ModelRegistry, name: str, image_a: np.ndarray, image_b
                 binarize_mode: str = "threshold") -> InterpolationResult:
     """Decode a path between two inputs' latents, with the prior's log-density along it."""
     lm = registry.get(name, ("vae", "vqvae"))
-    steps = check_int("steps", steps, 2, 32)
+    steps = check_int("steps", steps, *STEPS)
     check_choice("method", method, METHODS)
     _check_space(lm.entry, space)
     t = torch.linspace(0, 1, steps)
@@ -147,20 +152,22 @@ def interpolation_strip(result: InterpolationResult, scale: int | None = None) -
     return render.tile(both, cols=s, scale=scale, captions=caps + ["z_e decoded raw"] * s)
 
 
-@lru_cache(maxsize=1)
-def gif_dir() -> Path:
-    """One temporary folder per server for the GIFs (made on first use, not at import)."""
-    return Path(tempfile.mkdtemp(prefix="latentlab-gif-"))
+def gif_bytes(images: np.ndarray, scale: int = 6, ms: int = 120) -> bytes:
+    """(S, H, W) frames as a looping GIF played forward then back (as ``render.save_gif``),
+    without PIL's palette optimisation: the frames are grey already, and it tripled the time."""
+    frames = [Image.fromarray(render.enlarge(render.to_uint8(f), scale)) for f in images]
+    frames = frames + frames[-2:0:-1]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=ms,
+                   loop=0, optimize=False)
+    return buf.getvalue()
 
 
 def write_gif(results: Sequence[InterpolationResult]) -> str:
-    """All paths side by side as one looping GIF in a fresh file; old GIFs are removed."""
-    now = time.time()
-    for old in gif_dir().glob("*.gif"):
-        if now - old.stat().st_mtime > GIF_MAX_AGE_S:
-            old.unlink(missing_ok=True)
+    """All paths side by side as one looping GIF, in a file named by its content that is
+    written once, atomically (``cache.FileStore``): a GIF being served is never rewritten."""
     frames = np.concatenate([r.images for r in results], axis=2)            # (S, 28, 28*R)
-    return str(render.save_gif(frames, gif_dir() / f"interpolation-{time.time_ns()}.gif"))
+    return cache.files().put(gif_bytes(frames), ".gif")
 
 
 # ----------------------------------------------------------------------------- the tab
@@ -191,3 +198,18 @@ def run(registry: ModelRegistry, image_a: Any, image_b: Any, models: Sequence[st
     path = write_gif(results)
     msg = "GIF frames: " + ", ".join(r.label for r in results) + " (left to right)"
     return Outputs(strip, fig, path, path, msg)
+
+
+def serve(registry: ModelRegistry, image_a: Any, image_b: Any, models: Sequence[str],
+          steps: Any = 12, method: str = "linear", flow_base: bool = True,
+          binarize_mode: str = "threshold") -> Outputs:
+    """``run`` as the app serves it: the strip a PNG file written once, and identical
+    requests (same two images and settings) answered from the result cache."""
+    def compute() -> Outputs:
+        out = run(registry, image_a, image_b, models, steps, method, flow_base, binarize_mode)
+        out.strip = cache.files().png(out.strip)
+        return out
+
+    parts = ("interpolate", id(registry), image_a, image_b, models, steps, method, flow_base,
+             binarize_mode, cache.model_stamps(registry, models))
+    return cache.memoized(parts, compute)

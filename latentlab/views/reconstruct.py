@@ -23,10 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentlab import plots, render
+from latentlab import cache, plots, render
 from latentlab.data import CLASS_NAMES
 from latentlab.errors import InputError, UserError
 from latentlab.inputs import (
+    IMPORTANCE_K,
     as_tensor,
     binarize,
     check_image,
@@ -112,7 +113,7 @@ def reconstruct(registry: ModelRegistry, names: Sequence[str], image: np.ndarray
     (VAEs, on the binarized image) or its code grid and code lengths (VQ-VAEs, grey image).
     Models that cannot be used are skipped with a warning."""
     image = check_image(image)
-    k = check_int("k (importance samples)", k, 1, 5000)
+    k = check_int("k (importance samples)", k, *IMPORTANCE_K)
     names = check_models(names)
     binary = binarize(image, binarize_mode, check_seed(seed))
     out, warnings = [], []
@@ -196,3 +197,19 @@ def run(registry: ModelRegistry, image: Any, models: Sequence[str], k: Any = 100
     state = {"model": vq.name, "grid": vq.codes.tolist()} if vq else None
     return Outputs(items, pd.DataFrame(rows, columns=headers), posterior_figure(registry, res),
                    code_img, vq is not None, state, "\n\n".join(f"⚠️ {w}" for w in res.warnings))
+
+
+def serve(registry: ModelRegistry, image: Any, models: Sequence[str], k: Any = 100, seed: Any = 0,
+          binarize_mode: str = "threshold") -> Outputs:
+    """``run`` as the app serves it: pictures as PNG files written once (``cache.FileStore``),
+    and identical requests (same image, models, k, seed) answered from the result cache."""
+    def compute() -> Outputs:
+        out = run(registry, image, models, k, seed, binarize_mode)
+        png = cache.files().png
+        out.gallery = [(png(img), label) for img, label in out.gallery]
+        out.code_map = None if out.code_map is None else png(out.code_map)
+        return out
+
+    parts = ("reconstruct", id(registry), image, models, k, seed, binarize_mode,
+             cache.model_stamps(registry, models))
+    return cache.memoized(parts, compute)

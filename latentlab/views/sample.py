@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from latentlab import render
+from latentlab import cache, render
 from latentlab.data import CLASS_NAMES
 from latentlab.errors import InputError
 from latentlab.inputs import check_float, check_int, check_models, generator
@@ -148,3 +148,17 @@ def run(registry: ModelRegistry, models: Sequence[str], source: str = "prior", n
         raise InputError(" ".join(notes))
     out.note = "\n\n".join(notes)
     return out
+
+
+def serve(registry: ModelRegistry, models: Sequence[str], source: str = "prior", n: Any = 64,
+          temperature: Any = 1.0, labels: bool = False, seed: Any = 0) -> Outputs:
+    """``run`` as the app serves it: each grid a PNG file written once, and identical
+    requests (same models, source, n, T, labels, seed) answered from the result cache."""
+    def compute() -> Outputs:
+        out = run(registry, models, source, n, temperature, labels, seed)
+        out.gallery = [(cache.files().png(img), label) for img, label in out.gallery]
+        return out
+
+    parts = ("sample", id(registry), models, source, n, temperature, labels, seed,
+             cache.model_stamps(registry, models))
+    return cache.memoized(parts, compute)

@@ -7,6 +7,7 @@ import pytest
 
 from latentlab import render
 from latentlab.errors import InputError
+from latentlab.inputs import TEMPERATURE
 from latentlab.preprocess import upscale
 from latentlab.registry import LIVE_SUBSET
 from latentlab.views import code_grid as cg
@@ -105,3 +106,52 @@ def test_clicks_and_opening_a_reconstruction(reg):
     assert [n for _, n in opened.choices] == ["mnist-vqvae"]
     with pytest.raises(InputError, match="reconstruct with a VQ-VAE first"):
         cg.open_reconstruction(reg, None)
+
+
+def test_huge_codes_get_a_short_range_message(reg):
+    """A cell of 1e30 once overflowed numpy; painting 1e300 echoed a 300-digit number."""
+    grid = [[0] * 7 for _ in range(7)]
+    grid[2][3] = 1e30
+    with pytest.raises(InputError, match=r"cell \(row 2, col 3\) holds code 1e\+30, outside \[0, 16\)"):
+        cg.decode_code_grid(reg, "mnist-vqvae", grid)
+    with pytest.raises(InputError) as info:
+        cg.paint_cells(reg, "mnist-vqvae", [[0] * 7] * 7, "1,1", 10**300)
+    assert "between 0 and 15, got 1e+300" in str(info.value) and len(str(info.value)) < 80
+
+
+def test_temperature_uses_the_sliders_range(reg):
+    lo, hi = TEMPERATURE
+    for bad in (float("nan"), lo / 2, hi * 1.5):
+        with pytest.raises(InputError, match=f"temperature must lie between {lo:g} and {hi:g}"):
+            cg.sample_code_grid(reg, "mnist-vqvae", "learned", bad, 0)
+
+
+def test_batched_learned_samples_equal_single_calls_and_keep_errors_apart(reg):
+    from latentlab import cache
+
+    cache.results().clear()
+    models = ["mnist-vqvae"] * 4 + ["nope", "mnist-vqvae"]
+    temps, seeds = [1.0, 0.5, 1.0, 1.0, 1.0, 99.0], [3, 3, 8, 3, 0, 0]
+    answers = cg.sample_many(reg, models, temps, seeds)
+    alone = [cg.sample_code_grid(reg, m, "learned", t, s).tolist()
+             for m, t, s in zip(models[:4], temps, seeds)]
+    assert answers[:4] == alone and answers[0] != answers[2]
+    assert answers[0] is not answers[3]                      # each caller gets its own copy
+    assert isinstance(answers[4], InputError) and "nope" in str(answers[4])
+    assert isinstance(answers[5], InputError) and "temperature" in str(answers[5])
+    hits = cache.results().hits
+    assert cg.sample(reg, "mnist-vqvae", "learned", 1.0, 8) == alone[2]     # shared cache key
+    assert cache.results().hits == hits + 1
+
+
+def test_served_decode_is_the_run_as_files_and_repeats_hit_the_cache(reg):
+    from PIL import Image
+
+    grid = cg.sample(reg, "mnist-vqvae", "learned", 1.0, 4)
+    direct = cg.run(reg, grid, "mnist-vqvae", "1,1")
+    served = cg.serve(reg, grid, "mnist-vqvae", "1,1")
+    assert np.array_equal(np.asarray(Image.open(served.image)), direct.image)          # uint8
+    assert np.array_equal(np.asarray(Image.open(served.code_map)), direct.code_map)
+    assert served.info == direct.info
+    assert cg.serve(reg, [list(r) for r in grid], "mnist-vqvae", "1,1") is served
+    assert cg.serve(reg, grid, "mnist-vqvae", "2,2") is not served

@@ -60,7 +60,9 @@ def test_gif(reg, x3, x7):
             gif.seek(i)
             total += gif.info["duration"]
     assert total == 8 * 120                                                # there and back
-    assert iv.write_gif([res]) != path                                     # a fresh file each time
+    assert iv.write_gif([res]) == path                   # named by its content, written once
+    other = iv.interpolate(reg, "mnist-vae-z2", x7, x3, steps=5)
+    assert iv.write_gif([other]) != path
 
 
 def test_run_interpolates_every_space_that_applies(reg, x3, x7):
@@ -75,3 +77,16 @@ def test_run_interpolates_every_space_that_applies(reg, x3, x7):
         assert gif.size == (4 * 168, 168)                                  # paths side by side
     no_base = iv.run(reg, upscale(x3), upscale(x7), ["mnist-flow-z2"], 4, "linear", False)
     assert "base" not in no_base.note
+
+
+def test_serve_is_run_with_a_png_strip_and_repeats_hit_the_cache(reg, x3, x7):
+    from latentlab import render
+
+    a, b, names = upscale(x3), upscale(x7), ["mnist-vae-z2", "mnist-vqvae"]
+    direct = iv.run(reg, a, b, names, 6)
+    served = iv.serve(reg, a, b, names, 6)
+    assert np.array_equal(np.asarray(Image.open(served.strip)), render.to_uint8(direct.strip)
+                          if direct.strip.dtype != np.uint8 else direct.strip)
+    assert served.gif == direct.gif and served.note == direct.note       # GIF: same content
+    assert iv.serve(reg, a.copy(), b, names, 6) is served
+    assert iv.serve(reg, b, a, names, 6) is not served

@@ -50,3 +50,16 @@ def test_run_maps_the_ui_source_per_kind_and_skips_what_does_not_apply(reg):
     with pytest.raises(InputError, match="at least one"):
         sv.run(reg, [], "prior")
     assert sv.source_for("vae", "prior") == "prior" and sv.source_for("vqvae", "q_agg") is None
+
+
+def test_serve_is_run_with_png_files_and_repeats_hit_the_cache(reg):
+    from PIL import Image
+
+    names = ["mnist-vae-z4", "mnist-vqvae"]
+    direct = sv.run(reg, names, "prior", 16, 1.0, False, 3)
+    served = sv.serve(reg, names, "prior", 16, 1.0, False, 3)
+    assert [c for _, c in served.gallery] == [c for _, c in direct.gallery]
+    for (arr, _), (path, _) in zip(direct.gallery, served.gallery):
+        assert np.array_equal(np.asarray(Image.open(path)), arr)
+    assert sv.serve(reg, list(names), "prior", 16, 1.0, False, 3) is served
+    assert sv.serve(reg, names, "prior", 16, 1.0, False, 4) is not served

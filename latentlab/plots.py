@@ -48,13 +48,18 @@ def to_json(fig: Figure) -> str:
 
 def posterior_bars(rows: list[tuple[str, np.ndarray, np.ndarray]]) -> Figure:
     """Posterior mean +- one standard deviation per latent dimension, one trace per model."""
-    traces = [{"type": "bar", "name": label, "x": [f"z{i + 1}" for i in range(len(mu))],
+    # numbered dimensions on a numeric axis: plotly thins the ticks on a narrow (phone) plot,
+    # where 16 category labels "z1".."z16" overlapped
+    traces = [{"type": "bar", "name": label, "x": list(range(1, len(mu) + 1)),
                "y": _list(mu), "error_y": {"type": "data", "array": _list(std), "visible": True}}
               for label, mu, std in rows]
     zero = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
             "line": {"color": "#888", "width": 1}}
-    return figure(traces, "Posterior q(z|x): mean ± std per dimension (prior N(0,1): 0 ± 1)",
-                  barmode="group", legend={"orientation": "h", "y": -0.2}, shapes=[zero])
+    fig = figure(traces, "Posterior q(z|x): mean ± std<br>per dimension (prior: 0 ± 1)",
+                 xlabel="dimension d of z", barmode="group",
+                 legend={"orientation": "h", "y": -0.3, "yanchor": "top"}, shapes=[zero])
+    fig["layout"]["xaxis"].update(tickmode="auto", nticks=16)
+    return fig
 
 
 def posterior_ellipses(points: np.ndarray, labels: np.ndarray,

@@ -22,3 +22,12 @@ def test_one_kind_of_model_keeps_one_axis():
     assert "yaxis2" not in vae["layout"] and "yaxis2" not in vq["layout"]
     assert "p_λ" in vq["layout"]["yaxis"]["title"]["text"]
     assert all(tr["yaxis"] == "y" for tr in vae["data"] + vq["data"])
+
+
+def test_posterior_bars_fit_a_phone():
+    """On a 390 px phone the one-line title was cut and 16 labels z1..z16 overlapped."""
+    mu, std = np.zeros(16), np.ones(16)
+    fig = plots.posterior_bars([("a", mu, std), ("b", mu, std)])
+    title = fig["layout"]["title"]["text"]
+    assert all(len(line) <= 40 for line in title.split("<br>"))
+    assert fig["data"][0]["x"] == list(range(1, 17))     # numeric: plotly thins the ticks

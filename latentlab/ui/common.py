@@ -57,12 +57,7 @@ CSS = """
    grid was cut off inside it). */
 #ll-samples, #ll-samples .grid-wrap { height: auto !important; max-height: none !important;
   overflow: visible !important; }
-/* Tables wrap their text instead of scrolling sideways (a phone, a projector's 1280 px). */
-.table-wrap table { width: 100% !important; }
-.table-wrap td, .table-wrap th { white-space: normal !important; overflow-wrap: break-word;
-  word-break: normal !important; min-width: 0 !important; max-width: none !important; }
 @media (max-width: 600px) {
-  .table-wrap td, .table-wrap th { font-size: 12px !important; padding: 4px !important; }
   /* the reconstructions stay in one row of four (a second row hid in the fixed height) */
   #ll-rec-gallery .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }
 }

@@ -10,6 +10,7 @@ import gradio as gr
 
 from latentlab import explain
 from latentlab.errors import UserError
+from latentlab.inputs import TEMPERATURE
 from latentlab.registry import ModelRegistry
 from latentlab.ui.common import (
     LOG,
@@ -46,6 +47,7 @@ def code_table() -> gr.Dataframe:
                             datatype="number", type="array", row_count=(view.GRID, "fixed"),
                             column_count=(view.GRID, "fixed"), interactive=True,
                             show_row_numbers=False, label="Code grid (edit any cell)",
+                            elem_id="ll-code-table",
                             scale=3)
 
 
@@ -121,7 +123,7 @@ def _editor() -> dict[str, Any]:
     w: dict[str, Any] = {}
     with gr.Row():
         w["grid"] = code_table()
-        w["decoded"] = gr.Image(label="Decoded", type="numpy", format="png", interactive=False,
+        w["decoded"] = gr.Image(elem_id="ll-code-decoded", label="Decoded", type="numpy", format="png", interactive=False,
                                 height=250, elem_classes="pixelated", scale=2)
     with gr.Row():
         with gr.Column(scale=3):
@@ -135,10 +137,10 @@ def _editor() -> dict[str, Any]:
                                     placeholder="e.g. 3,4; 5-6,*", max_lines=1)
             w["clear"] = gr.Button("Clear selection", size="sm")
     with gr.Row():
-        w["code"] = gr.Number(value=0, precision=0, minimum=0, label="Code to paint",
+        w["code"] = gr.Number(value=0, precision=None, minimum=0, label="Code to paint",
                               info="or click a code in the atlas")
         w["paint"] = gr.Button("Paint selected cells")
-        w["temperature"] = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature")
+        w["temperature"] = gr.Slider(*TEMPERATURE, value=1.0, step=0.05, label="Temperature")
         w["seed"] = seed_box()
     with gr.Row():
         w["regenerate"] = gr.Button("Regenerate selected cells (learned prior)", variant="primary")

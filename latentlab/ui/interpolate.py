@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from latentlab import explain
+from latentlab.inputs import STEPS
 from latentlab.registry import ModelRegistry
 from latentlab.ui.common import (
     BINARIZE_CHOICES,
@@ -25,10 +26,10 @@ from latentlab.views import models as mv
 
 def _results() -> list:
     """Strip, density chart, GIF (shown and as a file) and the note, in output order."""
-    strips = gr.Image(label="Decoded paths (one row per model and space)", type="numpy",
+    strips = gr.Image(elem_id="ll-strip", label="Decoded paths (one row per model and space)", type="numpy",
                       format="png", interactive=False, show_label=True)
     with gr.Row():
-        density = gr.Plot(label="Prior log-density along the path")
+        density = gr.Plot(elem_id="ll-density", label="Prior log-density along the path")
         with gr.Column():
             gif = gr.Image(label="Animated strip (GIF)", type="filepath", interactive=False,
                            height=240)
@@ -49,7 +50,7 @@ def build_interpolate(registry: ModelRegistry, datasets: list[str], ds0: str,
         with gr.Column(min_width=260):
             models = model_picker(mv.picker(registry, ds0, mv.INTERPOLATE), "Models",
                                   multiselect=True)
-            steps_in = gr.Slider(2, 32, value=12, step=1, label="Steps")
+            steps_in = gr.Slider(*STEPS, value=12, step=1, label="Steps")
             method_in = gr.Radio(["linear", "spherical"], value="linear", label="Path")
             base = gr.Checkbox(True, label="Flow-prior models: also through the base space z*")
             binar = gr.Radio(BINARIZE_CHOICES, value="threshold", label="Input pixels (VAEs)")

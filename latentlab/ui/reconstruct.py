@@ -8,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from latentlab import explain
+from latentlab.inputs import IMPORTANCE_K
 from latentlab.registry import ModelRegistry
 from latentlab.ui.common import (
     BINARIZE_CHOICES,
@@ -36,7 +37,7 @@ class ReconstructHandles(TabHandles):
 
 def _results() -> tuple:
     """Gallery, table, posterior plot, VQ code map with its button, and the note."""
-    recon = gr.Gallery(label="VAE input (binarized) and each model's reconstruction",
+    recon = gr.Gallery(elem_id="ll-rec-gallery", label="VAE input (binarized) and each model's reconstruction",
                        columns=4, height=230, allow_preview=False, format="png",
                        elem_classes="gallery-pixelated", object_fit="contain")
     table = gr.Dataframe(label="ELBO terms (nats; higher log p is better)",
@@ -55,17 +56,19 @@ def build_reconstruct(registry: ModelRegistry, datasets: list[str], ds0: str) ->
     explanation(explain.RECONSTRUCT)
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
+            # The input first: picking an example or drawing then happens beside the results
+            # (on a 1280x720 screen both are in view), not a screen below them.
+            panel = input_panel("Input", ds0, example=6)
             dataset = gr.Radio(datasets, value=ds0, label="Data set")
             models = model_picker(mv.picker(registry, ds0, mv.RECONSTRUCT),
                                   "Models (side by side)", multiselect=True)
-            panel = input_panel("Input", ds0, example=6)
             with gr.Accordion("Options", open=False):
-                k_in = gr.Slider(1, 1000, value=100, step=1, label="k: importance samples",
+                k_in = gr.Slider(*IMPORTANCE_K, value=100, step=1, label="k: importance samples",
                                  info="for the IWAE bound L_k and the ELBO estimate")
                 binar = gr.Radio(BINARIZE_CHOICES, value="threshold", label="Input pixels (VAEs)")
                 seed_in = seed_box()
             run = gr.Button("Reconstruct", variant="primary")
-        with gr.Column(scale=3, min_width=400):
+        with gr.Column(scale=3, min_width=400, elem_classes="ll-sticky"):
             recon, table, post, codes, open_button, note = _results()
     vq_state = gr.State(None)
 

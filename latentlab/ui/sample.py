@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from latentlab import explain
+from latentlab.inputs import SAMPLE_COUNTS, TEMPERATURE
 from latentlab.registry import ModelRegistry
 from latentlab.ui.common import TabHandles, explanation, friendly, model_picker, seed_box, unpack
 from latentlab.views import models as mv
@@ -18,18 +19,19 @@ def build_sample(registry: ModelRegistry, datasets: list[str], ds0: str, tab: gr
             dataset = gr.Radio(datasets, value=ds0, label="Data set")
             models = model_picker(mv.picker(registry, ds0, mv.SAMPLE), "Models (side by side)",
                                   multiselect=True)
+            # the button right under the models: the grids stay in view when it is pressed
+            run = gr.Button("Sample", variant="primary")
             source = gr.Radio([("prior p(z) (VQ-VAE: learned code prior)", "prior"),
                                ("aggregated posterior q_agg (VAE only)", "q_agg"),
                                ("uniform code prior (VQ-VAE only)", "uniform")],
                               value="prior", label="Sample from")
-            n_in = gr.Radio([16, 36, 64, 100], value=64, label="How many")
-            temp = gr.Slider(0.1, 2.0, value=1.0, step=0.05, label="Temperature T",
+            n_in = gr.Radio(list(SAMPLE_COUNTS), value=64, label="How many")
+            temp = gr.Slider(*TEMPERATURE, value=1.0, step=0.05, label="Temperature T",
                              info="scales the noise: T < 1 sharper and more alike, T > 1 wilder")
             labels_in = gr.Checkbox(False, label="Classifier label under each sample")
             seed_in = seed_box()
-            run = gr.Button("Sample", variant="primary")
-        with gr.Column(scale=3):
-            grids = gr.Gallery(label="Samples (click one to enlarge)", columns=2, height="auto",
+        with gr.Column(scale=3, elem_classes="ll-sticky"):
+            grids = gr.Gallery(elem_id="ll-samples", label="Samples (click one to enlarge)", columns=2, height="auto",
                                allow_preview=True, format="png", elem_classes="gallery-pixelated",
                                object_fit="contain")
             note = gr.Markdown(elem_classes="ll-note")

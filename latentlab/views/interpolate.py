@@ -149,7 +149,7 @@ def interpolation_strip(result: InterpolationResult, scale: int | None = None) -
         return render.tile(result.images, cols=s, scale=scale, captions=caps)
     caps = [f"{c} changed" if i else "start" for i, c in enumerate(result.changed)]
     both = np.concatenate([result.images, result.unquantized])
-    return render.tile(both, cols=s, scale=scale, captions=caps + ["z_e decoded raw"] * s)
+    return render.tile(both, cols=s, scale=scale, captions=caps + ["raw z_e"] * s)
 
 
 def gif_bytes(images: np.ndarray, scale: int = 6, ms: int = 120) -> bytes:
@@ -192,9 +192,8 @@ def run(registry: ModelRegistry, image_a: Any, image_b: Any, models: Sequence[st
     results = [interpolate(registry, name, xa, xb, steps, method, s, binarize_mode)
                for name in names for s in spaces_for(registry.entry(name), flow_base)]
     strip = render.stack([interpolation_strip(r) for r in results], [r.label for r in results])
-    fig = plots.line_chart(results[0].t, {r.label: r.log_prior for r in results},
-                           "log p(z_t) along the path (VQ: log p_λ(codes_t))", "t",
-                           "log density (nats)")
+    fig = plots.path_density(results[0].t, [(r.label, r.log_prior, r.space == "z_e")
+                                            for r in results])
     path = write_gif(results)
     msg = "GIF frames: " + ", ".join(r.label for r in results) + " (left to right)"
     return Outputs(strip, fig, path, path, msg)

@@ -20,7 +20,7 @@ import torch
 from latentlab import cache, render
 from latentlab.data import CLASS_NAMES
 from latentlab.errors import InputError
-from latentlab.inputs import check_float, check_int, check_models, generator
+from latentlab.inputs import SAMPLE_COUNTS, check_int, check_models, check_temperature, generator
 from latentlab.registry import ModelRegistry, latent_data
 from models.distributions import DiagonalGaussian
 
@@ -69,8 +69,8 @@ def sample_grid(registry: ModelRegistry, name: str, n: int = 64, source: str = "
     """
     lm = registry.get(name, ("vae", "vqvae"))
     kind = lm.entry.kind
-    n = check_int("number of samples", n, 1, 256)
-    temperature = check_float("temperature", temperature, 0.05, 3.0)
+    n = check_int("number of samples", n, 1, max(SAMPLE_COUNTS))
+    temperature = check_temperature(temperature)
     _check_source(name, kind, source)
     gen = generator(seed)
     note = ""
@@ -135,6 +135,10 @@ def run(registry: ModelRegistry, models: Sequence[str], source: str = "prior", n
     for name in check_models(models):
         kind = registry.entry(name).kind
         s = source_for(kind, source)
+        if kind not in KIND_NAMES:
+            notes.append(f"⚠️ {name} is a {kind}: it labels images and cannot draw samples; "
+                         "pick a VAE or a VQ-VAE.")
+            continue
         if s is None:
             notes.append(f"⚠️ {name}: '{source}' does not apply to a "
                          f"{KIND_NAMES.get(kind, kind)}; skipped")

@@ -71,6 +71,8 @@ def test_run_interpolates_every_space_that_applies(reg, x3, x7):
     labels = [t["name"] for t in out.density["data"]]
     assert labels == ["mnist-vae-z2 · z · spherical", "mnist-flow-z2 · z · spherical",
                       "mnist-flow-z2 · base · spherical", "mnist-vqvae · z_e · spherical"]
+    # log p_lambda(codes) has its own axis: on the VAEs' axis it flattened their lines
+    assert [t["yaxis"] for t in out.density["data"]] == ["y", "y", "y", "y2"]
     assert out.strip.shape[0] > 4 * 28 and "base" in out.note
     assert out.gif == out.gif_file and out.gif.endswith(".gif")
     with Image.open(out.gif) as gif:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from latentlab.errors import InputError
+from latentlab.inputs import MAX_MODELS, TEMPERATURE
 from latentlab.views import sample as sv
 
 
@@ -24,8 +25,9 @@ def test_sample_grid(reg, name, source):
 
 
 def test_q_agg_temperature_scales_the_spread(reg):
-    cold = sv.sample_grid(reg, "mnist-vae-z4", 16, "q_agg", temperature=0.05, seed=1).images
-    warm = sv.sample_grid(reg, "mnist-vae-z4", 16, "q_agg", temperature=3.0, seed=1).images
+    lo, hi = TEMPERATURE
+    cold = sv.sample_grid(reg, "mnist-vae-z4", 16, "q_agg", temperature=lo, seed=1).images
+    warm = sv.sample_grid(reg, "mnist-vae-z4", 16, "q_agg", temperature=hi, seed=1).images
     assert not np.allclose(cold, warm)
 
 
@@ -50,6 +52,23 @@ def test_run_maps_the_ui_source_per_kind_and_skips_what_does_not_apply(reg):
     with pytest.raises(InputError, match="at least one"):
         sv.run(reg, [], "prior")
     assert sv.source_for("vae", "prior") == "prior" and sv.source_for("vqvae", "q_agg") is None
+
+
+def test_messages_use_the_widgets_limits(reg):
+    """The slider's range is what a bad temperature is told; the pickers' maximum of models."""
+    lo, hi = TEMPERATURE
+    with pytest.raises(InputError, match=f"between {lo:g} and {hi:g}, got nan"):
+        sv.run(reg, ["mnist-vae-z2"], "prior", 16, float("nan"))
+    with pytest.raises(InputError, match=f"at most {MAX_MODELS} models"):
+        sv.run(reg, ["mnist-vae-z2"] * (MAX_MODELS + 1), "prior", 16)
+    with pytest.raises(InputError, match="seed must be a whole number, got 2.5"):
+        sv.run(reg, ["mnist-vae-z2"], "prior", 16, 1.0, False, 2.5)
+
+
+def test_a_classifier_is_told_it_cannot_sample(reg):
+    with pytest.raises(InputError, match="mnist-classifier is a classifier: it labels images and "
+                                         "cannot draw samples"):
+        sv.run(reg, ["mnist-classifier"], "prior", 16)
 
 
 def test_serve_is_run_with_png_files_and_repeats_hit_the_cache(reg):

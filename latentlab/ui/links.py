@@ -43,7 +43,12 @@ LECTURE_LABELS = {  # the lecture accordions' titles start so
 
 @dataclass
 class Target:
-    """One tab's widgets a link sets: data set, pickers, input panels, and its settings."""
+    """One tab's widgets a link sets: data set, pickers, input panels, and its settings.
+
+    >>> t = Target("codegrid", TabHandles("code", gr.Radio(), [(gr.Dropdown(), None)], []))
+    >>> t.multiselect, t.widgets
+    (False, {})
+    """
 
     tab: str
     handles: TabHandles
@@ -101,7 +106,16 @@ def find_tab(tabs: gr.Tabs, tab_id: str) -> gr.Tab | None:
 
 
 class LinkOpener:
-    """The page-load adapter: query parameters -> widget values (and a note for what was left)."""
+    """The page-load adapter: query parameters -> widget values (and a note for what was left).
+
+    A lecture panel's part, for example (``open`` does this for the panel a link names):
+
+    >>> seed, out = gr.Number(), {}
+    >>> LinkOpener._fill_panel({"seed": seed}, view.View(seed=3, models=("x",)), out)
+    ["models: 'x' not used in this panel"]
+    >>> out[seed]
+    3
+    """
 
     def __init__(self, registry: ModelRegistry, datasets: list[str], header: Header,
                  targets: dict[str, Target], panels: dict[str, gr.Accordion],

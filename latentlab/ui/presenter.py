@@ -83,6 +83,11 @@ class Header:
 
     ``tab``, ``example`` and ``panel`` follow the open tab, Reconstruct's example and the open
     lecture panel (no component holds these as a value).
+
+    >>> with gr.Blocks():
+    ...     header = build_header("# Latent Lab")
+    >>> header.copy.value, header.tab.value
+    ('🔗 Copy link to this view', 'reconstruct')
     """
 
     presenter: gr.Checkbox

@@ -58,6 +58,8 @@ CSS = """
 #ll-samples, #ll-samples .grid-wrap { height: auto !important; max-height: none !important;
   overflow: visible !important; }
 @media (max-width: 600px) {
+  /* narrower table columns (wrapped text) so that a table fits a phone's width */
+  .table-wrap { --df-max-col-width: 110px !important; }
   /* the reconstructions stay in one row of four (a second row hid in the fixed height) */
   #ll-rec-gallery .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }
 }

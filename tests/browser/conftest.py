@@ -122,6 +122,8 @@ class Page:
             self.page.wait_for_timeout(400)
             covered = covered_pictures(self.page)
             assert not covered, f"{name} at {size}: badges over pictures: {covered}"
+            wide = self.page.evaluate("() => document.documentElement.scrollWidth")
+            assert wide <= w, f"{name} at {size}: the page scrolls sideways ({wide} px)"
             paths.append(self.shot(name))
         return paths
 

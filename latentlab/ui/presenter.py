@@ -65,16 +65,29 @@ body.ll-presenter table { font-size: 16px; }  /* data, not labels: wide tables m
 #ll-tools { gap: 6px; }
 #ll-link-note { font-size: 0.9em; }
 """
+# The class switch shared by the launch script and the checkbox: presenter mode is a light,
+# high-contrast page, so a dark theme steps aside while it is on and comes back after.
+SWITCH_JS = f"""
+window.llPresenter = (on) => {{
+  const body = document.body;
+  if (on && body.classList.contains('dark')) {{ body.classList.remove('dark'); body.dataset.llDark = '1'; }}
+  if (!on && body.dataset.llDark) {{ body.classList.add('dark'); delete body.dataset.llDark; }}
+  body.classList.toggle('{PRESENTER_CLASS}', !!on);
+}};
+"""
 # Launch-time script: ?presenter=1 sets the class before anyone clicks.
 PRESENTER_JS = f"""
 () => {{
+  {SWITCH_JS}
   const p = new URLSearchParams(window.location.search).get('presenter');
-  if (['1', 'true', 'yes', 'on'].includes((p || '').toLowerCase())) {{
-    document.body.classList.add('{PRESENTER_CLASS}');
-  }}
+  if (['1', 'true', 'yes', 'on'].includes((p || '').toLowerCase())) window.llPresenter(true);
 }}
 """
-TOGGLE_JS = f"(on) => {{ document.body.classList.toggle('{PRESENTER_CLASS}', !!on); return []; }}"
+TOGGLE_JS = f"""(on) => {{
+  if (!window.llPresenter) {{ {SWITCH_JS} }}
+  window.llPresenter(on);
+  return [];
+}}"""
 
 
 @dataclass

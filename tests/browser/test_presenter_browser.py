@@ -65,17 +65,23 @@ def test_presenter_mode_has_large_type_and_a_compact_header(open_page):
 
 
 def test_presenter_toggle_works_in_the_browser(open_page):
-    p = open_page("1280x720", "")
+    """The checkbox switches presenter mode in the browser; a dark theme steps aside (the
+    presenter page is light and high-contrast) and comes back afterwards."""
+    p = open_page("1280x720", "?__theme=dark")
     page = p.page
     page.locator("#ll-header h1").wait_for()
+    page.wait_for_selector("body.dark", state="attached")
     assert page.evaluate(SIZES)["body"] < 20
     assert page.locator("#ll-header p").first.is_visible()
     page.locator("#ll-presenter-toggle input").check()
     page.wait_for_selector("body.ll-presenter", state="attached")
     assert page.evaluate(SIZES)["body"] >= 20
+    assert page.evaluate("document.body.classList.contains('dark')") is False
     assert not page.locator("#ll-header p").first.is_visible()
+    p.shot("presenter-from-dark")
     page.locator("#ll-presenter-toggle input").uncheck()
     page.wait_for_function("() => !document.body.classList.contains('ll-presenter')")
+    assert page.evaluate("document.body.classList.contains('dark')") is True
     p.shot("presenter-off")
 
 

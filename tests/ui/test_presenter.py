@@ -37,7 +37,7 @@ def test_presenter_css_and_js_ship_with_the_app():
     assert kwargs["css"].endswith(PRESENTER_CSS) and kwargs["js"] == PRESENTER_JS
     for size in ("--body-text-size: 20px", "--block-label-text-size: 18px"):
         assert size in PRESENTER_CSS
-    assert "classList.toggle('ll-presenter'" in TOGGLE_JS
+    assert "llPresenter(on)" in TOGGLE_JS and "classList.toggle('ll-presenter'" in PRESENTER_JS
 
 
 def test_header_has_presenter_toggle_and_copy_link(built):

@@ -19,6 +19,7 @@ from latentlab.ui.common import (
     TabHandles,
     explanation,
     friendly,
+    ignore_repeats,
     input_panel,
     keep,
     model_picker,
@@ -191,6 +192,7 @@ def build_code_grid(registry: ModelRegistry, datasets: list[str], ds0: str,
     w = _layout(registry, datasets, ds0)
     a = Adapters(registry)
     fn = {name[3:]: friendly(getattr(a, name)) for name in dir(a) if name.startswith("on_")}
+    fn["decode"] = ignore_repeats(fn["decode"], outputs=3)  # the table's doubled change
     _wire_editor(fn, w)
     w.model.change(fn["model"], [w.model, w.grid, w.panel.seen], [w.atlas, w.grid],
                    api_name="code_atlas")

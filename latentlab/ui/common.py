@@ -16,7 +16,11 @@ order (``unpack``), turn None into "leave as is" (``keep``). ``friendly`` shows 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
@@ -106,6 +110,38 @@ def friendly_steps(fn: Callable) -> Callable:
         except UserError as exc:
             LOG.info("%s: %s: %s", fn.__name__, type(exc).__name__, exc)
             raise gr.Error(str(exc), print_exception=False) from None
+    return wrapper
+
+
+def ignore_repeats(fn: Callable, outputs: int, window_s: float = 2.0) -> Callable:
+    """``fn`` that leaves its ``outputs`` as they are when the same visitor sends the same
+    inputs again within ``window_s``: Gradio's table fires ``change`` twice per edited cell,
+    which decoded every edit twice and showed a bad edit's message twice.
+
+    >>> calls = []
+    >>> f = ignore_repeats(lambda x: calls.append(x) or x, outputs=1)
+    >>> f(1), f(1) == 1, f(2), calls          # the repeat is skipped, not recomputed
+    (1, False, 2, [1, 2])
+    """
+    last: OrderedDict[str, tuple[float, str]] = OrderedDict()
+    lock = threading.Lock()
+
+    def wrapper(*args: Any, request: gr.Request | None = None) -> Any:
+        sid, key, now = getattr(request, "session_hash", None) or "", repr(args), time.monotonic()
+        with lock:
+            seen = last.get(sid)
+            last[sid] = (now, key)
+            last.move_to_end(sid)
+            while len(last) > 5000:          # bounded: one entry per recent visitor
+                last.popitem(last=False)
+        if seen is not None and seen[1] == key and now - seen[0] < window_s:
+            return (gr.skip(),) * outputs if outputs > 1 else gr.skip()
+        return fn(*args)
+
+    sig = inspect.signature(fn)
+    wrapper.__signature__ = sig.replace(parameters=[*sig.parameters.values(), inspect.Parameter(
+        "request", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=gr.Request)])
+    wrapper.__name__ = getattr(fn, "__name__", "repeat_guard")
     return wrapper
 
 

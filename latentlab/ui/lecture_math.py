@@ -43,8 +43,10 @@ def _is_categorical(e: Any) -> bool:
 
 
 def _model_dropdown(choices: list[tuple[str, str]], label: str, missing: str) -> gr.Dropdown:
-    return gr.Dropdown(choices, value=choices[0][1] if choices else None, label=label,
-                       info=None if choices else missing, allow_custom_value=True)
+    # MNIST first: the lectures' examples are digits
+    first = next((v for _, v in choices if v.startswith("mnist")), choices[0][1] if choices else None)
+    return gr.Dropdown(choices, value=first, label=label, info=None if choices else missing,
+                       allow_custom_value=True)
 
 
 def _shipped_images(dataset: str) -> np.ndarray:

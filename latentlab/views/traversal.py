@@ -35,7 +35,7 @@ from latentlab.views.elbo_gap import binary_image, check_gaussian_vae, check_who
 INACTIVE = 0.01          # KL per dim (nats) and Var_x(E_q[z_d]) thresholds
 COLUMNS_MIN, COLUMNS_MAX = 3, 15
 SPAN = 3.0
-TILE, SCALE, GAP, LABEL_W, FONT = 28, 2, 2, 210, 18
+TILE, SCALE, GAP, LABEL_W, FONT = 28, 2, 2, 340, 30  # labels readable when 16 rows fit 500 px
 BASE_SAMPLES = 16       # draws per image to moment-match q pushed through a flow
 
 EXPLAIN = r"""
@@ -69,7 +69,7 @@ def compose(tiles: np.ndarray, labels: list[str] | None = None, scale: int = SCA
     """(R, C, 28, 28) floats in [0, 1] -> one RGB uint8 grid with a label left of each row.
 
     >>> compose(np.zeros((2, 3, 28, 28)), ["a", "b"], scale=1, gap=2).shape
-    (62, 302, 3)
+    (62, 432, 3)
     """
     rows, cols = tiles.shape[:2]
     side = TILE * scale

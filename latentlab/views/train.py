@@ -49,10 +49,11 @@ PRESETS: dict[str, dict] = {
 CPU_PRESET, _, GPU_PRESET = PRESETS
 # Curve panels per model, titled in the lecture notation.
 TERMS = {
-    "vae": [("rec_nll", "reconstruction -log p_theta(x|z)"), ("kl", "KL(q_phi(z|x) || p(z))"),
-            ("loss", "loss = rec + beta KL")],
-    "vqvae": [("recon", "reconstruction (MSE)"), ("commitment", "commitment ||z_e - sg[e]||^2"),
-              ("codebook", "codebook ||sg[z_e] - e||^2"), ("perplexity", "code perplexity")],
+    # two short lines each: side by side on a phone, one-line titles ran into each other
+    "vae": [("rec_nll", "reconstruction<br>-log p_θ(x|z)"), ("kl", "KL<br>q_φ(z|x) || p(z)"),
+            ("loss", "loss<br>rec + β KL")],
+    "vqvae": [("recon", "reconstruction<br>(MSE)"), ("commitment", "commitment<br>||z_e - sg[e]||²"),
+              ("codebook", "codebook<br>||sg[z_e] - e||²"), ("perplexity", "code<br>perplexity")],
 }
 TERMS["flow"] = TERMS["vae"]
 DEFAULT_BETA = {"vae": 1.0, "flow": 1.0, "vqvae": 0.25}
@@ -248,7 +249,7 @@ def loss_figure(s: JobStatus) -> plots.Figure | None:
                        "yref": "paper", "xanchor": "center", "yanchor": "bottom",
                        "showarrow": False, "font": {"size": 11}})
     fig = plots.figure(traces, "", height=260, annotations=titles, **layout)
-    fig["layout"]["margin"] = {"l": 40, "r": 10, "t": 40, "b": 40}
+    fig["layout"]["margin"] = {"l": 40, "r": 10, "t": 56, "b": 40}
     return fig
 
 

@@ -250,3 +250,10 @@ def test_missing_data_is_said_in_one_sentence_before_and_on_start(manager, tmp_p
     sentence = "MNIST is not on this server: run `python -m latentlab.data download --dataset mnist`"
     assert sentence in note and "Cannot start: " + sentence in text and "http" not in text
     assert token == "" and manager.status().job_id == 0
+
+
+def test_loss_panel_titles_fit_side_by_side_on_a_phone():
+    """Three or four panels share a 390 px phone: each title is two short lines."""
+    for terms in view.TERMS.values():
+        for _, title in terms:
+            assert all(len(line) <= 18 for line in title.split("<br>")), title

@@ -25,6 +25,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,16 +183,26 @@ def summarise(tally: Tally, wall: float, cpu: float, rss_before, rss_after) -> d
 # ----------------------------------------------------------------------------- server
 
 def start_server(port: int) -> subprocess.Popen:
+    # stderr into a file, not a pipe nobody reads during the run: a full pipe would stall
+    # the server's logging (and with it the server) in a long run
     env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
-    return subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (lives as long as the server)
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=log, text=True)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def server_log(proc: subprocess.Popen) -> str:
+    proc.log.seek(0)  # type: ignore[attr-defined]
+    return proc.log.read()  # type: ignore[attr-defined]
 
 
 def wait_ready(url: str, proc: subprocess.Popen | None, limit_s: float = 120) -> None:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise SystemExit(f"the app exited: {proc.stderr.read()[-2000:]}")
+            raise SystemExit(f"the app exited: {server_log(proc)[-2000:]}")
         try:
             if httpx.get(url + "/gradio_api/info", timeout=2).status_code == 200:
                 return
@@ -230,6 +241,9 @@ def main(argv: list[str] | None = None) -> dict:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
+            # e.g. "Too much data for declared Content-Length": a file served while written
+            res["server_log_errors"] = [line for line in server_log(proc).splitlines()
+                                        if "Error" in line or "Content-Length" in line][:20]
     print(f"{args.students} students, think {args.think:g} s: {res['requests']} requests in "
           f"{res['wall_s']:.0f} s = {res['requests_per_s']:.1f}/s; p50 {res['p50_s']:.2f} s, "
           f"p95 {res['p95_s']:.2f} s, max {res['max_s'] or float('nan'):.2f} s; errors {res['errors']}")
@@ -243,6 +257,8 @@ def main(argv: list[str] | None = None) -> dict:
                                          for k, v in res["per_action_p50_s"].items()})
     if res["error_examples"]:
         print("errors, first ones:", *res["error_examples"], sep="\n  ")
+    if res.get("server_log_errors"):
+        print("server log errors:", *res["server_log_errors"], sep="\n  ")
     if args.json:
         res["args"] = {k: v for k, v in vars(args).items() if k != "json"}
         Path(args.json).write_text(json.dumps(res, indent=2))

@@ -117,7 +117,14 @@ class ModelEntry:
     def label(self) -> str:
         if self.kind == "vae":
             prior = "flow prior" if self.prior == "realnvp" else "N(0,I) prior"
-            return f"{self.name}  (VAE, {prior}, {self.latent_dim}-D z)"
+            beta = getattr(self.config, "beta", 1.0)
+            return f"{self.name}  (VAE, {prior}, {self.latent_dim}-D z" + (
+                f", β={beta:g})" if beta != 1.0 else ")")
+        if self.kind == "autoencoder":
+            return f"{self.name}  (plain autoencoder, {self.latent_dim}-D code)"
+        if self.kind == "gumbel":
+            return (f"{self.name}  (Gumbel-softmax VAE, {self.latent_dim} x "
+                    f"{self.config.categories}-way categorical)")
         if self.kind == "vqvae":
             return f"{self.name}  (VQ-VAE, K={self.num_codes} codes, 7x7 grid)"
         return f"{self.name}  ({self.kind})"
@@ -168,6 +175,23 @@ class LoadedModel:
 
 
 # ----------------------------------------------------------------------------- registry
+
+def family(kind: str, config: Any) -> str:
+    """The kind the app lists a checkpoint under: a VAE with a deterministic code is an
+    "autoencoder" and one with categorical latents a "gumbel" VAE, because the tabs built on a
+    Gaussian posterior (ELBO terms, q_agg, the latent plane) do not apply to them.
+
+    >>> from models.vae import VAEConfig
+    >>> family("vae", VAEConfig()), family("vae", VAEConfig(posterior="deterministic"))
+    ('vae', 'autoencoder')
+    """
+    posterior = getattr(config, "posterior", "gaussian")
+    if kind == "vae" and posterior == "deterministic":
+        return "autoencoder"
+    if kind == "vae" and posterior == "categorical":
+        return "gumbel"
+    return kind
+
 
 class ModelRegistry:
     """Every checkpoint under ``root`` (and ``extra_roots``), loaded lazily once, read-only.
@@ -223,8 +247,8 @@ class ModelRegistry:
             _check_weights_header(path / "model.safetensors")
             if trained_here:
                 _check_finite_weights(path)
-            return ModelEntry(path.name, path, info.kind, dataset, info.config, info.metrics,
-                              stamp=stamp)
+            return ModelEntry(path.name, path, family(info.kind, info.config), dataset,
+                              info.config, info.metrics, stamp=stamp)
         except (checkpoint.CheckpointError, CheckpointError, ValueError, TypeError,
                 OSError) as exc:
             return ModelEntry(path.name, path, error=str(exc), stamp=stamp)
@@ -274,7 +298,8 @@ class ModelRegistry:
         """The loaded model (first call loads it); a broken file becomes a CheckpointError."""
         e = self.entry(name)
         if kinds is not None and e.kind not in kinds:
-            raise InputError(f"{name} is a {e.kind}; this needs a {' or '.join(kinds)}")
+            raise InputError(f"{name} is a model of kind '{e.kind}'; this action needs one of: "
+                             f"{', '.join(kinds)}")
         with self._lock:
             loaded = self._loaded.get(name)
             if loaded is None:

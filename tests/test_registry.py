@@ -25,7 +25,7 @@ def test_registry_lists_loads_once_and_reports_broken(reg):
         reg.get("nope")
     with pytest.raises(CheckpointError, match="cannot be used"):
         reg.get("mnist-broken")
-    with pytest.raises(InputError, match="needs a vqvae"):
+    with pytest.raises(InputError, match="needs one of: vqvae"):
         reg.get("mnist-vae-z2", ("vqvae",))
     assert reg.entry("mnist-vqvae").num_codes == 16 and reg.entry("mnist-vae-z2").num_codes is None
 
@@ -79,7 +79,7 @@ def test_latent_and_code_data_live(reg):
     cd = rg.code_data(reg, "mnist-vqvae")
     assert cd.counts.sum() == 49 * rg.LIVE_SUBSET and cd.z_e.shape[1] == 4
     assert len(cd.z_e_code) == len(cd.z_e) and cd.z_e_code.max() < 16
-    with pytest.raises(InputError, match="needs a vae"):
+    with pytest.raises(InputError, match="needs one of: vae"):
         rg.latent_data(reg, "mnist-vqvae")
 
 

@@ -96,7 +96,7 @@ def _build_gumbel(registry: ModelRegistry) -> None:
 
 
 def _build_gumbel_vae(registry: ModelRegistry, tau: gr.Slider, seed: gr.Number) -> None:
-    choices = _choices(registry, ("vae",), _is_categorical)
+    choices = _choices(registry, ("gumbel",), _is_categorical)
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
             model = _model_dropdown(choices, "categorical VAE (optional)",
@@ -108,7 +108,7 @@ def _build_gumbel_vae(registry: ModelRegistry, tau: gr.Slider, seed: gr.Number) 
 
     @friendly
     def on_vae(name, t, s):
-        loaded = registry.get(need_model(name), ("vae",))
+        loaded = registry.get(need_model(name), ("gumbel",))
         x = _shipped_images(loaded.entry.dataset)[:VAE_IMAGES]                          # (B, 28, 28)
         return unpack(gv.gumbel_vae_panel(loaded.model, x, t, s))
 

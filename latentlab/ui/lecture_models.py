@@ -50,7 +50,7 @@ def _two_d(prior: str) -> Callable[[Any], bool]:
 
 
 def _choices(registry: ModelRegistry, keep: Callable[[Any], bool]) -> list[tuple[str, str]]:
-    return [(e.label, e.name) for e in registry.entries(kinds=("vae",)) if keep(e)]
+    return [(e.label, e.name) for e in registry.entries(kinds=("vae", "autoencoder")) if keep(e)]
 
 
 def _dropdown(choices: list[tuple[str, str]], label: str, missing: str,
@@ -234,7 +234,7 @@ def _build_autoencoder(registry: ModelRegistry) -> None:
 
     @friendly
     def on_compare(ae_name, vae_name, size, s):
-        a = registry.get(need_model(ae_name), ("vae",))
+        a = registry.get(need_model(ae_name), ("autoencoder",))
         v = registry.get(need_model(vae_name), ("vae",))
         if a.entry.dataset != v.entry.dataset:
             raise InputError(f"{a.entry.name} is a {a.entry.dataset} model and {v.entry.name} "

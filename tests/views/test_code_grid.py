@@ -61,7 +61,7 @@ def test_code_grid_edit_paint_regenerate_sample(reg, x3):
         cg.regenerate_cells(reg, "mnist-vqvae", grid, "")
     with pytest.raises(InputError, match="code must lie"):
         cg.paint_cells(reg, "mnist-vqvae", grid, "1,1", 99)
-    with pytest.raises(InputError, match="needs a vqvae"):
+    with pytest.raises(InputError, match="needs one of: vqvae"):
         cg.decode_code_grid(reg, "mnist-vae-z2", grid)
     with pytest.raises(InputError, match="pick a model"):
         cg.decode_code_grid(reg, None, grid)

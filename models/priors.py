@@ -38,7 +38,7 @@ def _coupling_masks(dim: int, layers: int) -> torch.Tensor:
     Alternating even/odd and first-half/second-half patterns, each followed by its
     complement, so every dimension is transformed and every pair of dims interacts.
     """
-    idx = torch.arange(dim)
+    idx = torch.arange(dim, device="cpu")  # a meta-device arange would pull in torch._dynamo
     patterns = [(idx % 2 == 0), (idx < dim // 2 if dim > 1 else idx >= 0)]
     masks = []
     for i in range(layers):

@@ -41,7 +41,8 @@ import torch
 
 from latentlab import plots, settings
 from latentlab.preprocess import prepare, upscale
-from latentlab.registry import ModelRegistry, code_data, latent_data
+from latentlab.registry import ModelRegistry
+from latentlab.testset import code_data, latent_data
 from latentlab.views import code_grid as cg
 from latentlab.views import interpolate as iv
 from latentlab.views import latent as lt

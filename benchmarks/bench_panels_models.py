@@ -36,7 +36,7 @@ from latentlab import settings
 from latentlab.checkpoint import load_checkpoint, read_info
 from latentlab.errors import DataMissingError
 from latentlab.preprocess import prepare
-from latentlab.registry import load_test_images
+from latentlab.testset import load_test_images
 from latentlab.views import autoencoder as av
 from latentlab.views import elbo_gap as eg
 from latentlab.views import examples

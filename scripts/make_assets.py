@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from latentlab import data
-from latentlab.registry import ModelRegistry, encode_codes, encode_posteriors
+from latentlab.registry import ModelRegistry
+from latentlab.testset import encode_codes, encode_posteriors
 from latentlab.views import latent_map
 
 PER_CLASS = 2

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from latentlab import registry as rg
+from latentlab import testset as ts
 from latentlab.checkpoint import save_checkpoint
 from latentlab.errors import CheckpointError, DataMissingError, InputError, UserError
 from models.vae import VAE, VAEConfig
@@ -73,14 +74,14 @@ def test_memo_and_recent_caches(reg):
 
 
 def test_latent_and_code_data_live(reg):
-    ld = rg.latent_data(reg, "mnist-vae-z4")
-    assert ld.mu.shape == ld.logvar.shape == (rg.LIVE_SUBSET, 4) and len(ld.labels) == rg.LIVE_SUBSET
-    assert ld.source.startswith("computed live") and rg.latent_data(reg, "mnist-vae-z4") is ld
-    cd = rg.code_data(reg, "mnist-vqvae")
-    assert cd.counts.sum() == 49 * rg.LIVE_SUBSET and cd.z_e.shape[1] == 4
+    ld = ts.latent_data(reg, "mnist-vae-z4")
+    assert ld.mu.shape == ld.logvar.shape == (ts.LIVE_SUBSET, 4) and len(ld.labels) == ts.LIVE_SUBSET
+    assert ld.source.startswith("computed live") and ts.latent_data(reg, "mnist-vae-z4") is ld
+    cd = ts.code_data(reg, "mnist-vqvae")
+    assert cd.counts.sum() == 49 * ts.LIVE_SUBSET and cd.z_e.shape[1] == 4
     assert len(cd.z_e_code) == len(cd.z_e) and cd.z_e_code.max() < 16
     with pytest.raises(InputError, match="needs one of: vae"):
-        rg.latent_data(reg, "mnist-vqvae")
+        ts.latent_data(reg, "mnist-vqvae")
 
 
 def test_encode_codes_snaps_with_the_quantizer(reg):
@@ -88,7 +89,7 @@ def test_encode_codes_snaps_with_the_quantizer(reg):
 
     model = reg.get("mnist-vqvae").model
     x = torch.rand(4, 1, 28, 28)
-    counts, z_e, codes = rg.encode_codes(model, x, keep=50)
+    counts, z_e, codes = ts.encode_codes(model, x, keep=50)
     assert counts.sum() == 4 * 49 and z_e.shape == (50, 4)
     d2 = ((z_e[:, None, :] - model.codebook.numpy()[None]) ** 2).sum(-1)      # (50, K)
     assert np.array_equal(codes, d2.argmin(1))
@@ -102,7 +103,7 @@ def test_missing_test_set_is_a_data_missing_error(monkeypatch):
 
     monkeypatch.setattr(data, "load_split", absent)
     with pytest.raises(DataMissingError, match="not available"):
-        rg.load_test_images("mnist", 10, binary=False)
+        ts.load_test_images("mnist", 10, binary=False)
 
 
 def _nan_vae(folder):

@@ -18,7 +18,8 @@ from latentlab import explain
 from latentlab.errors import InputError
 from latentlab.inputs import check_int, need_model
 from latentlab.preprocess import prepare, upscale
-from latentlab.registry import LoadedModel, ModelRegistry, load_test_images
+from latentlab.registry import LoadedModel, ModelRegistry
+from latentlab.testset import load_test_images
 from latentlab.ui.common import friendly, seed_box, unpack
 from latentlab.views import autoencoder as av
 from latentlab.views import elbo_gap as eg

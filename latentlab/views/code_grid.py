@@ -34,7 +34,8 @@ from latentlab.inputs import (
     shown,
 )
 from latentlab.preprocess import prepare, upscale
-from latentlab.registry import ModelRegistry, code_data
+from latentlab.registry import ModelRegistry
+from latentlab.testset import code_data
 
 GRID = 7
 CELL = 40  # pixels per cell of the coloured code map (clicks are mapped back with it)

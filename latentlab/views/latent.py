@@ -22,7 +22,8 @@ import pandas as pd
 from latentlab.errors import InputError
 from latentlab.inputs import need_model
 from latentlab.preprocess import upscale
-from latentlab.registry import ModelRegistry, latent_data
+from latentlab.registry import ModelRegistry
+from latentlab.testset import latent_data
 from latentlab.views import latent_map as lm
 from latentlab.views import latent_stats as ls
 

@@ -23,7 +23,8 @@ from latentlab import render
 from latentlab.data import CLASS_NAMES
 from latentlab.errors import InputError
 from latentlab.inputs import MAX_SEED, PRIOR_SAMPLES, check_choice, check_float, check_int, generator
-from latentlab.registry import ModelRegistry, latent_data
+from latentlab.registry import ModelRegistry
+from latentlab.testset import latent_data
 
 # ----------------------------------------------------------------------------- the 2-D map
 

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from latentlab import plots, render
-from latentlab.registry import LIVE_SUBSET, ModelRegistry, code_data, latent_data
+from latentlab.registry import ModelRegistry
+from latentlab.testset import LIVE_SUBSET, code_data, latent_data
 from latentlab.views.latent_map import pca
 
 # ----------------------------------------------------------------------------- statistics

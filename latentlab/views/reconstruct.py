@@ -37,7 +37,8 @@ from latentlab.inputs import (
     generator,
 )
 from latentlab.preprocess import prepare, upscale
-from latentlab.registry import ModelRegistry, latent_data
+from latentlab.registry import ModelRegistry
+from latentlab.testset import latent_data
 
 GRID = 7
 CELL = 40  # pixels per cell of the coloured code map (clicks are mapped back with it)

@@ -21,7 +21,8 @@ from latentlab import cache, render
 from latentlab.data import CLASS_NAMES
 from latentlab.errors import InputError
 from latentlab.inputs import SAMPLE_COUNTS, check_int, check_models, check_temperature, generator
-from latentlab.registry import ModelRegistry, latent_data
+from latentlab.registry import ModelRegistry
+from latentlab.testset import latent_data
 from models.distributions import DiagonalGaussian
 
 VAE_SOURCES = ("prior", "q_agg")

@@ -9,7 +9,7 @@ from latentlab import render
 from latentlab.errors import InputError
 from latentlab.inputs import TEMPERATURE
 from latentlab.preprocess import upscale
-from latentlab.registry import LIVE_SUBSET
+from latentlab.testset import LIVE_SUBSET
 from latentlab.views import code_grid as cg
 from latentlab.views import reconstruct as rv
 

@@ -10,7 +10,8 @@ from app_fixtures import digit
 
 from latentlab.errors import InputError
 from latentlab.preprocess import prepare
-from latentlab.registry import ModelRegistry, code_data, latent_data
+from latentlab.registry import ModelRegistry
+from latentlab.testset import code_data, latent_data
 from latentlab.views import code_grid as cg
 from latentlab.views import examples as ex
 from latentlab.views import latent_map as lm

@@ -116,7 +116,7 @@ def lecture_tables(models: dict[str, tuple[dict, dict]]) -> None:
     if aes:
         twins = [n for n in ("mnist-vae-z2", "mnist-vae-z16-beta1") if n in models]
         print("\n| model | kind | z | test rec. NLL | code std per dim | KL(N(mean, std) of codes "
-              "|| N(0, I)) | confident share, decoded N(0, I) | Frechet dist. |")
+              "‖ N(0, I)) | confident share, decoded N(0, I) | Frechet dist. |")
         print("|---" * 8 + "|")
         print("\n".join(ae_row(n, *models[n]) for n in sorted(aes) + twins))
     gumbels = [name for name, (cfg, _) in models.items() if cfg.get("posterior") == "categorical"]

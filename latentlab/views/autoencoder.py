@@ -20,7 +20,6 @@ and (c) the same N(0, I) draws decoded by both decoders.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +29,7 @@ from plotly.subplots import make_subplots
 
 from latentlab.errors import InputError
 from latentlab.views.elbo_gap import check_whole
-from latentlab.views.traversal import compose
+from latentlab.views.traversal import square_grid
 
 N_MAX, PLOT_POINTS, MAX_SEED = 64, 1000, 2**31 - 1
 
@@ -129,13 +128,6 @@ def figure(codes: np.ndarray, means: np.ndarray, normal: np.ndarray) -> go.Figur
     return fig
 
 
-def _grid(images: torch.Tensor) -> np.ndarray:
-    n = len(images)
-    cols = math.ceil(math.sqrt(n))
-    tiles = np.zeros((math.ceil(n / cols) * cols, 28, 28), np.float32)
-    tiles[:n] = images[:, 0].numpy()
-    return compose(tiles.reshape(-1, cols, 28, 28))                          # (rows, cols, 28, 28)
-
 
 # ----------------------------------------------------------------------------- view
 
@@ -148,8 +140,8 @@ def run(ae, vae, test_images, n_samples: int = 16, seed: int = 0) -> Outputs:
     normal = torch.randn(PLOT_POINTS, codes.shape[1], generator=torch.Generator().manual_seed(seed))
     eps = torch.randn(n, codes.shape[1], generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        ae_img = _grid(ae.decode_probs(eps))
-        vae_img = _grid(vae.decode_probs(vae.prior.from_base(eps)))
+        ae_img = square_grid(ae.decode_probs(eps))
+        vae_img = square_grid(vae.decode_probs(vae.prior.from_base(eps)))
     table = [[d, round(float(ae_stats["mean"][d]), 3), round(float(ae_stats["std"][d]), 3),
               round(float(vae_stats["mean"][d]), 3), round(float(vae_stats["std"][d]), 3)]
              for d in range(codes.shape[1])]

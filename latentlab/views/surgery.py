@@ -23,7 +23,6 @@ per model by the caller and passed in.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +33,7 @@ from plotly.subplots import make_subplots
 from latentlab.errors import InputError
 from latentlab.metrics import elbo_surgery, elbo_terms, log_aggregate_posterior
 from latentlab.views.elbo_gap import check_whole
-from latentlab.views.traversal import compose
+from latentlab.views.traversal import square_grid
 
 MAX_SEED = 2**31 - 1
 SHOWN_RANGE = 15.0          # nats of log density shown below the highest value
@@ -126,14 +125,6 @@ def figure(axis: np.ndarray, logd: np.ndarray) -> go.Figure:
     return fig
 
 
-def _grid(probs: torch.Tensor) -> np.ndarray:
-    """(n, 1, 28, 28) pixel probabilities -> one square-ish RGB grid."""
-    n = len(probs)
-    cols = math.ceil(math.sqrt(n))
-    tiles = np.zeros((math.ceil(n / cols) * cols, 28, 28), np.float32)
-    tiles[:n] = probs[:, 0].numpy()
-    return compose(tiles.reshape(-1, cols, 28, 28))                          # (rows, cols, 28, 28)
-
 
 @torch.no_grad()
 def decoded_samples(vae, flow, agg: ModelSummary, n: int, seed: int
@@ -145,7 +136,7 @@ def decoded_samples(vae, flow, agg: ModelSummary, n: int, seed: int
     pick = torch.randint(len(agg.mu), (n,), generator=gen)                   # mixture components
     eps = torch.randn(n, agg.mu.shape[1], generator=gen, dtype=agg.mu.dtype)
     z = agg.mu[pick] + torch.exp(0.5 * agg.logvar[pick]) * eps               # (n, D) ~ q_agg
-    return _grid(normal), _grid(flowed), _grid(flow.decode_probs(z.float()))
+    return square_grid(normal), square_grid(flowed), square_grid(flow.decode_probs(z.float()))
 
 
 def split_table(vae: dict, flow: dict) -> list[list]:

@@ -91,6 +91,19 @@ def compose(tiles: np.ndarray, labels: list[str] | None = None, scale: int = SCA
     return canvas
 
 
+def square_grid(probs: torch.Tensor) -> np.ndarray:
+    """(n, 1, 28, 28) pixel probabilities -> one square-ish RGB grid (no row labels).
+
+    >>> square_grid(torch.zeros(5, 1, 28, 28)).shape == square_grid(torch.zeros(6, 1, 28, 28)).shape
+    True
+    """
+    n = len(probs)
+    cols = math.ceil(math.sqrt(n))
+    tiles = np.zeros((math.ceil(n / cols) * cols, 28, 28), np.float32)
+    tiles[:n] = probs[:, 0].numpy()
+    return compose(tiles.reshape(-1, cols, 28, 28))                          # (rows, cols, 28, 28)
+
+
 @torch.no_grad()
 def dimension_stats(model, images: torch.Tensor, samples: int = BASE_SAMPLES,
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -240,7 +240,9 @@ def _build_autoencoder(registry: ModelRegistry) -> None:
         if a.entry.dataset != v.entry.dataset:
             raise InputError(f"{a.entry.name} is a {a.entry.dataset} model and {v.entry.name} "
                              f"a {v.entry.dataset} one: pick two of the same data set")
-        out = av.run(a.model, v.model, _test_images(a.entry.dataset, N_TEST), size, s)
+        x = _test_images(a.entry.dataset, N_TEST)
+        encoded = a.memo((CACHE, "ae_codes", v.entry.name), lambda: av.encode(a.model, v.model, x))
+        out = av.run(a.model, v.model, x, size, s, encoded=encoded)
         return out.figure, out.summary, out.ae_samples, out.vae_samples, out.table
 
     run.click(on_compare, [ae, vae, n, seed], [fig, summary, ae_img, vae_img, table],

@@ -82,7 +82,10 @@ def principal_axes(points: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def _encode(ae, vae, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@torch.no_grad()
+def encode(ae, vae, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The autoencoder's codes and the VAE's posterior means and log-variances, each (N, D):
+    the part of the panel that depends only on the two models (an adapter may cache it)."""
     codes, mus, logvars = [], [], []
     for xb in images.split(500):
         codes.append(ae.posterior(xb).mean)                                   # (b, D)
@@ -131,10 +134,12 @@ def figure(codes: np.ndarray, means: np.ndarray, normal: np.ndarray) -> go.Figur
 
 # ----------------------------------------------------------------------------- view
 
-def run(ae, vae, test_images, n_samples: int = 16, seed: int = 0) -> Outputs:
-    """Codes vs N(0, I), their moments, and N(0, I) draws decoded by both models."""
+def run(ae, vae, test_images, n_samples: int = 16, seed: int = 0,
+        encoded: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Outputs:
+    """Codes vs N(0, I), their moments, and N(0, I) draws decoded by both models
+    (``encoded``: the result of ``encode`` for these images, when cached)."""
     x, n, seed = _check(ae, vae, test_images, n_samples, seed)
-    codes, mu, logvar = _encode(ae, vae, x)
+    codes, mu, logvar = encoded if encoded is not None else encode(ae, vae, x)
     ae_stats = code_stats(codes)
     vae_stats = code_stats(mu, np.exp(logvar).mean(0))
     normal = torch.randn(PLOT_POINTS, codes.shape[1], generator=torch.Generator().manual_seed(seed))

@@ -88,3 +88,20 @@ def test_bad_inputs_are_input_errors(images):
     for bad in ({"n_samples": 0}, {"n_samples": 65}, {"seed": -3}, {"seed": "x"}):
         with pytest.raises(InputError):
             autoencoder.run(ae, vae, images, **bad)
+
+
+def test_cached_encodings_give_the_same_panel():
+    """The adapter caches ``encode``'s result per model pair: passing it changes nothing."""
+    import torch
+
+    from latentlab.views import autoencoder as av
+    from models.vae import VAE, VAEConfig
+
+    torch.manual_seed(0)
+    ae = VAE(VAEConfig(latent_dim=2, channels=4, hidden=16, posterior="deterministic")).eval()
+    vae = VAE(VAEConfig(latent_dim=2, channels=4, hidden=16)).eval()
+    x = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(1)).round()
+    fresh = av.run(ae, vae, x, 4, 3)
+    cached = av.run(ae, vae, x, 4, 3, encoded=av.encode(ae, vae, x))
+    assert fresh.table == cached.table and fresh.summary == cached.summary
+    assert (fresh.ae_samples == cached.ae_samples).all()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import os
 import platform
@@ -236,14 +237,16 @@ def main(argv: list[str] | None = None) -> dict:
         proc = start_server(args.port)
     try:
         wait_ready(args.url, proc)
-        res = asyncio.run(run_load(args, proc.pid if proc else args.pid))
+        # its own thread: the caller may already run an event loop (a test beside Playwright)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            res = pool.submit(asyncio.run, run_load(args, proc.pid if proc else args.pid)).result()
     finally:
         if proc is not None:
             proc.terminate()
             proc.wait(timeout=30)
-            # e.g. "Too much data for declared Content-Length": a file served while written
-            res["server_log_errors"] = [line for line in server_log(proc).splitlines()
-                                        if "Error" in line or "Content-Length" in line][:20]
+    if proc is not None:  # e.g. "Too much data for declared Content-Length": a file served while written
+        res["server_log_errors"] = [line for line in server_log(proc).splitlines()
+                                    if "Error" in line or "Content-Length" in line][:20]
     print(f"{args.students} students, think {args.think:g} s: {res['requests']} requests in "
           f"{res['wall_s']:.0f} s = {res['requests_per_s']:.1f}/s; p50 {res['p50_s']:.2f} s, "
           f"p95 {res['p95_s']:.2f} s, max {res['max_s'] or float('nan'):.2f} s; errors {res['errors']}")

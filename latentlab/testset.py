@@ -25,6 +25,7 @@ class LatentData:
     Read from ``assets/latent/NAME.npz`` when it matches the weights, else computed live
     on the first ``LIVE_SUBSET`` binarized test images (needs the data set on disk).
 
+    >>> from latentlab.registry import REPO
     >>> ld = latent_data(ModelRegistry(REPO / "checkpoints"), "mnist-vae-z2")
     >>> ld.mu.shape[1], ld.source.startswith("assets/")
     (2, True)
@@ -44,6 +45,7 @@ class LatentData:
 class CodeData:
     """A VQ-VAE's test-set code usage and a sample of encoder outputs z_e.
 
+    >>> from latentlab.registry import REPO
     >>> cd = code_data(ModelRegistry(REPO / "checkpoints"), "mnist-vqvae")
     >>> len(cd.counts), len(cd.z_e) == len(cd.z_e_code)
     (128, True)

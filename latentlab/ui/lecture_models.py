@@ -211,12 +211,15 @@ def _build_traversal(registry: ModelRegistry) -> None:
 def _build_autoencoder(registry: ModelRegistry) -> None:
     aes = _choices(registry, _autoencoder)
     vaes = _choices(registry, lambda e: _gaussian(e) and e.prior == "normal")
-    dim = registry.entry(aes[0][1]).latent_dim if aes else 2
-    same = [n for _, n in vaes if registry.entry(n).latent_dim == dim]
+    # the 2-D autoencoder draws its codes without a projection; its twin: same data, same size
+    first = next((n for _, n in aes if n == "mnist-ae-z2"), aes[0][1] if aes else None)
+    own = registry.entry(first) if first else None
+    same = [n for _, n in vaes if own and registry.entry(n).latent_dim == own.latent_dim
+            and registry.entry(n).dataset == own.dataset]
     with gr.Accordion("An autoencoder cannot sample", open=False):
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
-                ae = _dropdown(aes, "autoencoder", f"mnist-ae-z2 / mnist-ae-z16 {TRAIN_NOTE}")
+                ae = _dropdown(aes, "autoencoder", f"mnist-ae-z2 / mnist-ae-z16 {TRAIN_NOTE}", first)
                 vae = _dropdown(vaes, "VAE with N(0, I) (same latent size)",
                                 "no VAE checkpoint here", same[0] if same else None)
                 n = gr.Slider(1, av.N_MAX, value=16, step=1, label="samples from N(0, I)")

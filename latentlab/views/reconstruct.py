@@ -39,9 +39,8 @@ from latentlab.inputs import (
 from latentlab.preprocess import prepare, upscale
 from latentlab.registry import ModelRegistry
 from latentlab.testset import latent_data
+from latentlab.views.code_grid import CELL, GRID
 
-GRID = 7
-CELL = 40  # pixels per cell of the coloured code map (clicks are mapped back with it)
 RECON_ROWS = {  # key -> (row label, what it means); nats per image
     "rec_nll": ("reconstruction −log p(x|z)", "mean over the k samples z ~ q(z|x)"),
     "kl": ("KL(q(z|x) ‖ p(z))", "mean of log q(z|x) − log p(z) over the same samples"),

@@ -201,6 +201,15 @@ def goto_tab(p: Page, tab: str) -> None:
     p.page.wait_for_selector("gradio-app", state="attached")
 
 
+def open_tab(open_page, tab: str, ready: str, size: str = "1280x720") -> Page:
+    """A page on ``tab`` whose first result (the selector ``ready``) is there and idle."""
+    p = open_page(size)
+    goto_tab(p, tab)
+    p.page.wait_for_selector(ready)
+    wait_idle(p.page)
+    return p
+
+
 def wait_idle(page, timeout_ms: int = 60_000) -> None:
     """Until no component shows Gradio's progress overlay (queued or running) any more."""
     page.wait_for_timeout(300)

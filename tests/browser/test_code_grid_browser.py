@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .conftest import goto_tab, in_viewport, wait_idle
+from .conftest import in_viewport, open_tab, wait_idle
 
 
 def _decoded(page) -> str:
@@ -25,11 +25,8 @@ def _edit(page, row: int, col: int, value: str) -> None:
 
 
 def test_edit_a_cell_and_regenerate(open_page):
-    p = open_page("1280x720")
+    p = open_tab(open_page, "codegrid", "#ll-code-decoded img")
     page = p.page
-    goto_tab(p, "codegrid")
-    page.wait_for_selector("#ll-code-decoded img")
-    wait_idle(page)
     first = _decoded(page)
     _edit(page, 3, 3, "0")
     edited = _wait_changed(page, first)

@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-from .conftest import goto_tab, in_viewport, wait_idle
+from .conftest import in_viewport, open_tab, wait_idle
 
 
 def test_interpolate(open_page):
-    p = open_page("1280x720")
+    p = open_tab(open_page, "interpolate", "#ll-strip img")
     page = p.page
-    goto_tab(p, "interpolate")
-    page.wait_for_selector("#ll-strip img")
-    wait_idle(page)
     before = page.locator("#ll-strip img").get_attribute("src")
     # add the VQ-VAE: its log p_lambda(codes) goes on a second y-axis
     picker = page.get_by_label("Models").locator("visible=true").first

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from .conftest import goto_tab, in_viewport, wait_idle
+from .conftest import in_viewport, open_tab, wait_idle
 
 
 def test_sample_three_models(open_page):
-    p = open_page("1280x720")
+    p = open_tab(open_page, "sample", "#ll-samples img")
     page = p.page
-    goto_tab(p, "sample")
-    page.wait_for_selector("#ll-samples img")
-    wait_idle(page)
     # a third model (the VQ-VAE) from the picker
     picker = page.get_by_label("Models (side by side)").locator("visible=true").first
     picker.click()

@@ -119,3 +119,21 @@ def test_bad_image_and_model_are_input_errors(toy):
     ae = VAE(VAEConfig(latent_dim=2, channels=2, hidden=8, posterior="deterministic")).eval()
     with pytest.raises(InputError, match="Gaussian posterior"):
         elbo_gap.run(ae, image)
+
+
+def test_prior_decodes_are_kept_per_model_seed_and_k(toy, monkeypatch):
+    model, image = toy
+    monkeypatch.setattr(elbo_gap, "_prior_cache", elbo_gap.OrderedDict())
+    first = elbo_gap._cached_prior(model, 50, 2, seed=4)
+    assert elbo_gap._cached_prior(model, 50, 2, seed=4) is first             # a hit
+    assert elbo_gap._cached_prior(model, 50, 2, seed=5) is not first         # another seed
+    # the kept draws score a new image exactly as fresh draws would
+    x = elbo_gap.binary_image(image)
+    fresh = elbo_gap._PriorDecodes(model, 50, 2, seed=4).log_lik(x)
+    assert torch.equal(first.log_lik(x), fresh)
+    # the byte budget evicts the oldest entry and never keeps a request over half of it
+    monkeypatch.setattr(elbo_gap, "PRIOR_CACHE_BYTES", int(2.5 * first.nbytes))
+    elbo_gap._cached_prior(model, 50, 2, seed=6)
+    assert len(elbo_gap._prior_cache) == 2
+    elbo_gap._cached_prior(model, 200, 2, seed=4)
+    assert len(elbo_gap._prior_cache) == 2 and all(k[1] == 50 for k in elbo_gap._prior_cache)

@@ -209,6 +209,7 @@ class ModelRegistry:
         self._entries: dict[str, ModelEntry] = {}
         self._loaded: dict[str, LoadedModel] = {}
         self._lock = threading.RLock()
+        self._loading: dict[str, threading.Lock] = {}  # one per name: loads do not queue up
         self.refresh()
 
     # -- listing ------------------------------------------------------------------
@@ -298,10 +299,17 @@ class ModelRegistry:
         if kinds is not None and e.kind not in kinds:
             raise InputError(f"{name} is a model of kind '{e.kind}'; this action needs one of: "
                              f"{', '.join(kinds)}")
+        loaded = self._loaded.get(name)
+        if loaded is not None:  # the common case takes no lock: a class's requests never wait
+            return loaded       # behind another model's (seconds long) first load
         with self._lock:
+            gate = self._loading.setdefault(name, threading.Lock())
+        with gate:
             loaded = self._loaded.get(name)
             if loaded is None:
-                loaded = self._loaded[name] = self._load(e)
+                loaded = self._load(e)
+                with self._lock:
+                    self._loaded[name] = loaded
         return loaded
 
     @staticmethod

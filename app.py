@@ -34,6 +34,7 @@ import torch
 from latentlab import (
     explain,
     settings,
+    warmup,
     zerogpu,  # noqa: F401  (imports `spaces` before anything initializes CUDA, for ZeroGPU)
 )
 from latentlab.preprocess import MAX_FILE_BYTES
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default=s.host)
     p.add_argument("--port", type=int, default=s.port)
     args = p.parse_args(argv)
+    if s.warm_up:  # models load and kernels build before the first student clicks
+        warmup.start(REGISTRY, REGISTRY.datasets())
     demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
 
 

@@ -12,6 +12,7 @@ than by writing the environment, and tests use ``configure`` / ``reset``.
 | LATENT_LAB_USER_CKPT | user_checkpoints | ``<checkpoints>/user`` |
 | LATENT_LAB_THREADS | threads | 1 (torch threads of the app) |
 | LATENT_LAB_TRAINING | training | on (``off`` hides the Train tab's Start) |
+| LATENT_LAB_WARM_UP | warm_up | on (``python app.py`` loads the default models at start) |
 | LATENT_LAB_CPU_MAX_IMAGE_EPOCHS | cpu_max_image_epochs | 200000 |
 | LATENT_LAB_ZEROGPU_SECONDS | zerogpu_seconds | 60 |
 | LATENT_LAB_MAX_USER_MODELS | max_user_models | 20 (models trained in the app; the oldest is removed) |
@@ -61,6 +62,7 @@ class Settings:
     user_checkpoints: Path | None = None
     threads: int = 1
     training: bool = True
+    warm_up: bool = True
     cpu_max_image_epochs: int = 200_000
     zerogpu_seconds: int = 60
     max_user_models: int = 20
@@ -81,6 +83,7 @@ class Settings:
             user_checkpoints=_path(env, "LATENT_LAB_USER_CKPT"),
             threads=max(1, _int(env, "LATENT_LAB_THREADS", d.threads)),
             training=env.get("LATENT_LAB_TRAINING", "on").strip().lower() not in _OFF,
+            warm_up=env.get("LATENT_LAB_WARM_UP", "on").strip().lower() not in _OFF,
             cpu_max_image_epochs=_int(env, "LATENT_LAB_CPU_MAX_IMAGE_EPOCHS", d.cpu_max_image_epochs),
             zerogpu_seconds=_int(env, "LATENT_LAB_ZEROGPU_SECONDS", d.zerogpu_seconds),
             max_user_models=max(1, _int(env, "LATENT_LAB_MAX_USER_MODELS", d.max_user_models)),

@@ -48,7 +48,7 @@ from models.code_prior import CodePrior
 from models.vqvae import VQVAE, VQVAEConfig
 
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
-                "prior_lr", "prior_batch_size")
+                "prior_lr", "prior_batch_size", "prior_augment_shift")
 # metrics that describe the prior being replaced; evaluate writes them afresh
 STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch")
 
@@ -58,6 +58,27 @@ STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chose
 def _cosine(total: int, floor: float = 0.05):
     """Learning-rate factor per step: cosine decay from 1 to ``floor`` over ``total`` steps."""
     return lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+
+
+def shift_images(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Each image (N, 1, H, W) moved by its own random (dy, dx) in [-max_shift, max_shift]^2,
+    zero-filled: the same digits in other positions, so other code grids.
+
+    >>> x = torch.zeros(2, 1, 5, 5); x[:, :, 2, 2] = 1
+    >>> y = shift_images(x, 1, torch.Generator().manual_seed(0))
+    >>> y.shape, y.sum().item(), bool((y[:, :, 1:4, 1:4].sum((1, 2, 3)) == 1).all())
+    (torch.Size([2, 1, 5, 5]), 2.0, True)
+    """
+    s = max_shift
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (s, s, s, s))                        # (N, 1, H+2s, W+2s)
+    dy, dx = torch.randint(0, 2 * s + 1, (2, n), generator=gen)
+    out = torch.empty_like(x)
+    for oy in range(2 * s + 1):  # one slice per offset: (2s+1)^2 batched copies, not N
+        for ox in range(2 * s + 1):
+            pick = ((dy == oy) & (dx == ox)).nonzero().squeeze(1)
+            out[pick] = padded[pick, :, oy:oy + h, ox:ox + w]
+    return out
 
 
 @torch.no_grad()
@@ -72,9 +93,11 @@ def _nll_bits(prior: CodePrior, grids: torch.Tensor, batch_size: int = 500) -> f
 
 def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, seed: int = 0,
                    progress: bool = False, val_grids: torch.Tensor | None = None,
-                   should_stop: Callable[[], bool] | None = None) -> dict:
+                   should_stop: Callable[[], bool] | None = None,
+                   epoch_grids: Callable[[int], torch.Tensor] | None = None) -> dict:
     """Maximum likelihood on code grids (N, 7, 7); returns the train NLL (bits/code) and, with
-    ``val_grids``, the validation NLL after every epoch.
+    ``val_grids``, the validation NLL after every epoch. ``epoch_grids(epoch)``, when given,
+    supplies each epoch's grids (augmented data) in place of ``grids`` (same count).
 
     ``should_stop`` is asked after every step (a Stop button): when it says yes the fit ends
     there and keeps the prior as far as it got (the best finished epoch's weights when one
@@ -100,10 +123,11 @@ def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, s
     best: tuple[float, dict] | None = None
     bar = tqdm(total=total, disable=not progress, desc="code prior", mininterval=2.0)
     for epoch in range(1, epochs + 1):
+        batch_grids = grids if epoch_grids is None else epoch_grids(epoch)   # (N, 7, 7)
         order = torch.randperm(len(grids), generator=gen).to(grids.device)
         nll_sum, count = torch.zeros((), device=grids.device), 0
         for idx in order.split(bs):
-            nll = prior.nll_per_code(grids[idx])                             # nats per code
+            nll = prior.nll_per_code(batch_grids[idx])                       # nats per code
             opt.zero_grad(set_to_none=True)
             nll.backward()
             opt.step()
@@ -145,8 +169,11 @@ def fit_prior(model: VQVAE, x: torch.Tensor, seed: int = 0, progress: bool = Fal
     start = time.time()
     grids = model.encode_dataset(x)                                          # (N, 7, 7)
     val_grids = model.encode_dataset(x_val) if x_val is not None and len(x_val) else None
+    shift = model.config.prior_augment_shift
+    aug_gen = torch.Generator().manual_seed(seed + 1)
+    augmented = (lambda epoch: model.encode_dataset(shift_images(x, shift, aug_gen))) if shift else None
     fit = fit_code_prior(model.code_prior, grids, model.config, seed=seed, progress=progress,
-                         val_grids=val_grids, should_stop=should_stop)
+                         val_grids=val_grids, should_stop=should_stop, epoch_grids=augmented)
     train_bits = _nll_bits(model.code_prior, grids) if fit["val_history"] else fit["train_bits"]
     out = {"prior_train_nll_bits_per_code": round(train_bits, 4) if math.isfinite(train_bits) else None,
            "prior_train_wall_time_s": round(time.time() - start, 1),

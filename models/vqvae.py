@@ -83,6 +83,10 @@ class VQVAEConfig:
     prior_epochs: int = 4     # passes over the encoded training grids when fitted
     prior_lr: float = 2e-3    # AdamW, cosine decay to 5 %
     prior_batch_size: int = 128
+    # Each epoch the prior sees the training images shifted by up to this many pixels (fresh
+    # shifts per epoch, re-encoded): new grids of the same digits, so a larger prior can
+    # train longer before it memorises the 50k grids. 0 = the grids as they are.
+    prior_augment_shift: int = 0
 
     def __post_init__(self):
         if self.grid_size != 7:
@@ -95,6 +99,8 @@ class VQVAEConfig:
             raise ValueError("ema_decay must lie in (0, 1)")
         if self.restart_after < 0 or self.kmeans_iters < 0 or self.prior_epochs < 0:
             raise ValueError("restart_after, kmeans_iters and prior_epochs must be >= 0")
+        if not 0 <= self.prior_augment_shift <= 4:
+            raise ValueError(f"prior_augment_shift must lie in [0, 4], got {self.prior_augment_shift}")
         if self.prior_dim % self.prior_heads:
             raise ValueError(f"prior_dim ({self.prior_dim}) must be divisible by prior_heads "
                              f"({self.prior_heads})")

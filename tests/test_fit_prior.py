@@ -174,3 +174,37 @@ def test_a_stopped_fit_keeps_the_best_whole_epoch_and_says_so():
     assert out["prior_stopped_early"] is True
     assert (out["prior_steps"], out["prior_total_steps"]) == (5, 9)
     assert out["prior_chosen_epoch"] == 1 and len(out["prior_val_history"]) == 1
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+def test_shift_images_moves_each_image_within_the_bound():
+    from latentlab.fit_prior import shift_images
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 10:18, 10:18] = torch.rand(64, 1, 8, 8) + 0.1                   # a blob off the border
+    y = shift_images(x, 2, torch.Generator().manual_seed(0))
+    assert torch.allclose(y.sum((1, 2, 3)), x.sum((1, 2, 3)))              # nothing cut off
+    for a, b in zip(x, y):
+        moved = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+                 if torch.equal(torch.roll(a, (dy, dx), (1, 2)), b)]
+        assert len(moved) == 1
+    offsets = {tuple((torch.nonzero(b[0])[0] - 10).tolist()) for b in y}
+    assert len(offsets) > 10                                                 # many different shifts
+
+
+def test_augmented_fit_sees_fresh_grids_every_epoch():
+    torch.manual_seed(0)
+    model = tiny(prior_epochs=3, prior_batch_size=64, prior_augment_shift=1)
+    x = torch.rand(128, 1, 28, 28)
+    seen = []
+    original = model.encode_dataset
+    model.encode_dataset = lambda imgs, **kw: seen.append(imgs.clone()) or original(imgs, **kw)
+    out = fit_prior(model, x, x_val=x[:32])
+    # the plain grids and the validation grids, then one shifted set per epoch, each different
+    assert len(seen) == 2 + 3
+    assert torch.equal(seen[0], x) and not torch.equal(seen[2], x)
+    assert not torch.equal(seen[2], seen[3]) and not torch.equal(seen[3], seen[4])
+    assert out["prior_chosen_epoch"] in (1, 2, 3)
+    with pytest.raises(ValueError, match="prior_augment_shift"):
+        tiny(prior_augment_shift=5)

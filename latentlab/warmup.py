@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from latentlab import testset
 from latentlab.errors import UserError
 from latentlab.registry import ModelRegistry
-from latentlab.views import examples, models, reconstruct, sample
+from latentlab.views import elbo_gap, examples, models, reconstruct, sample
 from latentlab.views import interpolate as interp
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,11 @@ def warm(registry: ModelRegistry, datasets: Sequence[str]) -> list[str]:
             _run_defaults(registry, dataset, [n for n in names if n in loaded])
         except UserError as exc:
             log.warning("warm-up of %s: %s", dataset, exc)
+    if elbo_gap.DEFAULT_MODEL in {e.name for e in registry.entries(kinds=("vae",))}:
+        try:  # the ELBO-gap panel's image-independent half, for its default settings
+            elbo_gap.prior_decodes(registry.get(elbo_gap.DEFAULT_MODEL).model)
+        except UserError as exc:
+            log.warning("warm-up: %s", exc)
     return loaded
 
 

@@ -4,7 +4,7 @@ import logging
 
 from latentlab import warmup
 from latentlab.registry import ModelRegistry
-from latentlab.views import models
+from latentlab.views import elbo_gap, models
 
 
 def test_default_names_cover_every_picker():
@@ -22,6 +22,8 @@ def test_warm_loads_the_defaults_and_survives_a_broken_one(tmp_path, caplog):
     names = warmup.warm(reg, ["mnist"])
     assert names == warmup.default_names(reg, "mnist")
     assert all(n in reg._loaded for n in names)
+    model = reg.get(elbo_gap.DEFAULT_MODEL).model
+    assert any(key[0] == id(model) for key in elbo_gap._prior_cache)  # the ELBO-gap panel is warm
     # a checkpoint that cannot load is logged and skipped, the rest still loads
     broken = tmp_path / "mnist-vae-z16"
     broken.mkdir()

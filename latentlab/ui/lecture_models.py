@@ -121,7 +121,7 @@ def _build_elbo_gap(registry: ModelRegistry) -> None:
     with gr.Accordion("ELBO gap as K grows: prior sampling, ELBO, IWAE", open=False):
         with gr.Row():
             with gr.Column(scale=1, min_width=240):
-                model = _dropdown(choices, "VAE", "no VAE checkpoint here", "mnist-vae-z16")
+                model = _dropdown(choices, "VAE", "no VAE checkpoint here", eg.DEFAULT_MODEL)
                 example = _example_slider()
                 shown = _shown()
                 k_max = gr.Slider(10, eg.K_MAX, value=eg.K_DEFAULT, step=10, label="largest K")
@@ -154,7 +154,7 @@ def _traversal_tab(registry: ModelRegistry) -> None:
     choices = _choices(registry, _gaussian)
     with gr.Tab("Traversal"), gr.Row():
         with gr.Column(scale=1, min_width=240):
-            model = _dropdown(choices, "VAE", "no VAE checkpoint here", "mnist-vae-z16")
+            model = _dropdown(choices, "VAE", "no VAE checkpoint here", eg.DEFAULT_MODEL)
             example = _example_slider()
             shown = _shown()
             columns = gr.Slider(tv.COLUMNS_MIN, tv.COLUMNS_MAX, value=9, step=2, label="columns")

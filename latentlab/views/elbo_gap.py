@@ -11,8 +11,9 @@ log p(x) = ELBO + KL(q_phi(z|x) || p_theta(z|x)), and ELBO <= L_K <= log p(x), s
 at the largest K is an estimate (from below) of that KL. Each repeat draws K_max samples
 once and reads every K of the grid off nested prefixes (cumulative logsumexp), so the panel
 costs R * K_max decoder passes for q and as many for the prior. The prior's draws do not
-depend on the image, so their decoded likelihoods are kept (a small LRU bounded in bytes)
-and a second image on the same model, seed and K costs only the q side.
+depend on the image, so their decoded likelihoods are kept (a small LRU bounded in bytes,
+warmed for the default model at launch) and a second image on the same model, seed and R
+costs only the q side, whatever its K.
 
 >>> from models.vae import VAE, VAEConfig
 >>> out = run(VAE(VAEConfig(latent_dim=2, channels=4, hidden=16)).eval(),
@@ -27,6 +28,7 @@ import math
 import threading
 import weakref
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +38,7 @@ from plotly.subplots import make_subplots
 
 from latentlab.errors import InputError
 
+DEFAULT_MODEL = "mnist-vae-z16"   # the panel opens on it; its prior side is decoded at launch
 K_MAX, K_DEFAULT = 5000, 1000     # 2 x R x K decoder passes; the default fits ~1.5 s on 2 cores
 REPEATS_MAX, REPEATS_DEFAULT = 20, 3
 DECODES_PER_CALL = 512            # CPU sweet spot (see latentlab.metrics.DECODES_PER_CALL)
@@ -44,6 +47,10 @@ MAX_SEED = 2**31 - 1
 # R = 3, K = 5000. Two such entries at most (a lecturer switching between two models).
 PRIOR_CACHE_BYTES = 100 * 2**20
 PRIOR_SEED_OFFSET = 7919          # the prior's draws use their own stream, independent of q's
+# The app runs one torch thread per request; this panel's thousands of decodes are split over
+# two threads instead (each chunk has its own seeded generator, so results do not depend on
+# which thread ran what).
+_POOL = ThreadPoolExecutor(2, thread_name_prefix="elbo-gap")
 COLORS = {"naive": "#d62728", "elbo": "#1f77b4", "iwae": "#2ca02c"}
 
 EXPLAIN = r"""
@@ -132,51 +139,65 @@ def _q_log_weights(model, x: torch.Tensor, k: int, repeats: int, gen: torch.Gene
     """log w for k draws z ~ q(z|x) per repeat: (R, k). The repeats ride in the batch."""
     xb = x.expand(repeats, 1, 28, 28)                                         # (R, 1, 28, 28)
     per = max(1, DECODES_PER_CALL // repeats)
-    parts = [model.log_importance_weights(xb, min(per, k - s), gen) for s in range(0, k, per)]
-    return torch.cat(parts).T.double()                                        # (R, k)
+    starts = range(0, k, per)
+    seeds = torch.randint(0, 2**62, (len(starts),), generator=gen).tolist()
+
+    @torch.no_grad()
+    def chunk(i: int) -> torch.Tensor:                                        # (n_i, R)
+        g = torch.Generator().manual_seed(seeds[i])
+        return model.log_importance_weights(xb, min(per, k - starts[i]), g)
+
+    return torch.cat(list(_POOL.map(chunk, range(len(starts))))).T.double()  # (R, k)
 
 
 class _PriorDecodes:
-    """p_theta(x|z_k) for the prior draws z_k of one (model, seed, R, K), x not yet given."""
+    """p_theta(x|z_k) for prior draws z_k of one (model, seed, R), x not yet given.
 
-    def __init__(self, model, k: int, repeats: int, seed: int):
+    The draws are always the K_MAX x R of the seed's stream, k-major, and a request for K
+    reads the first K per repeat: every K then shows the same draws (nested, as on the q
+    side), and one kept entry serves every K.
+    """
+
+    def __init__(self, model, repeats: int, seed: int, k: int = K_MAX):
         gen = torch.Generator().manual_seed(seed + PRIOR_SEED_OFFSET)
-        z = model.prior.sample(repeats * k, generator=gen)                    # (R*k, D)
-        self.parts = [model.likelihood(zc) for zc in z.split(DECODES_PER_CALL)]
-        self.shape = (repeats, k)
+        z = model.prior.sample(K_MAX * repeats, generator=gen)                # (K_MAX*R, D)
+        z = z.view(K_MAX, repeats, -1)[:k].reshape(k * repeats, -1)           # (k*R, D) k-major
+        self.parts = list(_POOL.map(torch.no_grad()(model.likelihood), z.split(DECODES_PER_CALL)))
+        self.repeats, self.k = repeats, k
         self.nbytes = repeats * k * 28 * 28 * 4
 
-    def log_lik(self, x: torch.Tensor) -> torch.Tensor:
-        """log p(x|z_k) for the binary image x (1, 1, 28, 28): (R, k)."""
-        return torch.cat([p.log_prob(x) for p in self.parts]).double().view(self.shape)
+    @torch.no_grad()
+    def log_lik(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """log p(x|z_k) of the first k draws per repeat for the binary image x: (R, k)."""
+        if k > self.k:
+            raise ValueError(f"only {self.k} draws per repeat were decoded, not {k}")
+        need = math.ceil(k * self.repeats / DECODES_PER_CALL)
+        ll = torch.cat(list(_POOL.map(lambda p: p.log_prob(x), self.parts[:need])))[:k * self.repeats]
+        return ll.double().view(k, self.repeats).T                            # (R, k)
 
 
 _prior_cache: OrderedDict[tuple, tuple] = OrderedDict()   # key -> (weakref to model, decodes)
 _prior_lock = threading.Lock()
 
 
-def _cached_prior(model, k: int, repeats: int, seed: int) -> _PriorDecodes:
-    """The prior side for (model, seed, R, K), decoded once and kept while it fits the budget."""
-    key = (id(model), k, repeats, seed)
+def prior_decodes(model, repeats: int = REPEATS_DEFAULT, seed: int = 0, k: int = K_MAX
+                  ) -> _PriorDecodes:
+    """The prior side for (model, seed, R): all K_MAX draws decoded once and kept while two
+    such entries fit PRIOR_CACHE_BYTES; a larger request decodes only its first k draws."""
+    key = (id(model), repeats, seed)
     with _prior_lock:
         hit = _prior_cache.get(key)
         if hit is not None and hit[0]() is model:  # id() alone could be a freed model's
             _prior_cache.move_to_end(key)
             return hit[1]
-    decodes = _PriorDecodes(model, k, repeats, seed)
-    if 2 * decodes.nbytes > PRIOR_CACHE_BYTES:  # a one-off large request is not kept
-        return decodes
+    if 2 * repeats * K_MAX * 28 * 28 * 4 > PRIOR_CACHE_BYTES:
+        return _PriorDecodes(model, repeats, seed, k)  # a one-off large request is not kept
+    decodes = _PriorDecodes(model, repeats, seed)
     with _prior_lock:
         _prior_cache[key] = (weakref.ref(model), decodes)
         while sum(d.nbytes for _, d in _prior_cache.values()) > PRIOR_CACHE_BYTES:
             _prior_cache.popitem(last=False)
     return decodes
-
-
-@torch.no_grad()
-def _prior_log_lik(model, x: torch.Tensor, k: int, repeats: int, seed: int) -> torch.Tensor:
-    """log p(x|z) for k draws z ~ p(z) per repeat: (R, k)."""
-    return _cached_prior(model, k, repeats, seed).log_lik(x)
 
 
 def nested_log_mean_exp(a: torch.Tensor, ks: np.ndarray) -> np.ndarray:
@@ -194,7 +215,7 @@ def gap_curves(model, x: torch.Tensor, ks: np.ndarray, repeats: int, seed: int) 
     gen = torch.Generator().manual_seed(seed)
     k = int(ks[-1])
     log_w = _q_log_weights(model, x, k, repeats, gen)                         # (R, K)
-    log_lik = _prior_log_lik(model, x, k, repeats, seed)                      # (R, K)
+    log_lik = prior_decodes(model, repeats, seed, k).log_lik(x, k)            # (R, K)
     elbo = (log_w.cumsum(1)[:, ks - 1] / torch.from_numpy(ks)).numpy()      # (R, G)
     return GapCurves(ks, nested_log_mean_exp(log_lik, ks), elbo,
                      nested_log_mean_exp(log_w, ks))

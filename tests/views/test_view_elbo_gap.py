@@ -121,19 +121,33 @@ def test_bad_image_and_model_are_input_errors(toy):
         elbo_gap.run(ae, image)
 
 
-def test_prior_decodes_are_kept_per_model_seed_and_k(toy, monkeypatch):
+def test_prior_decodes_are_kept_per_model_seed_and_repeats(toy, monkeypatch):
     model, image = toy
     monkeypatch.setattr(elbo_gap, "_prior_cache", elbo_gap.OrderedDict())
-    first = elbo_gap._cached_prior(model, 50, 2, seed=4)
-    assert elbo_gap._cached_prior(model, 50, 2, seed=4) is first             # a hit
-    assert elbo_gap._cached_prior(model, 50, 2, seed=5) is not first         # another seed
-    # the kept draws score a new image exactly as fresh draws would
+    first = elbo_gap.prior_decodes(model, 2, seed=4)
+    assert elbo_gap.prior_decodes(model, 2, seed=4) is first                 # a hit
+    assert elbo_gap.prior_decodes(model, 2, seed=5) is not first             # another seed
+    # the kept draws score a new image exactly as fresh draws would, and K reads a prefix
     x = elbo_gap.binary_image(image)
-    fresh = elbo_gap._PriorDecodes(model, 50, 2, seed=4).log_lik(x)
-    assert torch.equal(first.log_lik(x), fresh)
+    fresh = elbo_gap._PriorDecodes(model, 2, seed=4, k=50).log_lik(x, 50)
+    assert torch.equal(first.log_lik(x, 50), fresh)
+    assert torch.equal(first.log_lik(x, 20), fresh[:, :20])
+    with pytest.raises(ValueError):
+        elbo_gap._PriorDecodes(model, 2, seed=4, k=50).log_lik(x, 51)
     # the byte budget evicts the oldest entry and never keeps a request over half of it
     monkeypatch.setattr(elbo_gap, "PRIOR_CACHE_BYTES", int(2.5 * first.nbytes))
-    elbo_gap._cached_prior(model, 50, 2, seed=6)
+    elbo_gap.prior_decodes(model, 2, seed=6)
     assert len(elbo_gap._prior_cache) == 2
-    elbo_gap._cached_prior(model, 200, 2, seed=4)
-    assert len(elbo_gap._prior_cache) == 2 and all(k[1] == 50 for k in elbo_gap._prior_cache)
+    elbo_gap.prior_decodes(model, 3, seed=4, k=10)
+    assert len(elbo_gap._prior_cache) == 2 and all(k[1] == 2 for k in elbo_gap._prior_cache)
+
+
+def test_a_cached_and_an_uncached_run_agree(toy, monkeypatch):
+    model, image = toy
+    monkeypatch.setattr(elbo_gap, "_prior_cache", elbo_gap.OrderedDict())
+    kept = elbo_gap.run(model, image, k_max=100, repeats=2, seed=1)
+    monkeypatch.setattr(elbo_gap, "PRIOR_CACHE_BYTES", 0)
+    monkeypatch.setattr(elbo_gap, "_prior_cache", elbo_gap.OrderedDict())
+    fresh = elbo_gap.run(model, image, k_max=100, repeats=2, seed=1)
+    assert np.array_equal(kept.curves.naive, fresh.curves.naive)
+    assert np.array_equal(kept.curves.iwae, fresh.curves.iwae)

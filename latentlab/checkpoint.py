@@ -25,6 +25,7 @@ latentlab.errors.CheckpointError: .../missing: checkpoint folder does not exist
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -157,11 +158,28 @@ def _header_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
         raise CheckpointError(f"{weights}: unreadable or truncated safetensors file ({exc})") from exc
 
 
+@contextlib.contextmanager
+def _no_normal_init():
+    """Skip ``nn.init.normal_`` while building on the meta device: its meta kernel lives in
+    Python and importing it pulls in sympy (150 MB of server memory for values that do not
+    exist anyway)."""
+    original = torch.nn.init.normal_
+
+    def normal_(tensor, *args, **kwargs):  # another thread's real model still gets its init
+        return tensor if tensor.is_meta else original(tensor, *args, **kwargs)
+
+    torch.nn.init.normal_ = normal_
+    try:
+        yield
+    finally:
+        torch.nn.init.normal_ = original
+
+
 def _meta_model(info: CheckpointInfo) -> torch.nn.Module:
     """The model built on the meta device: shapes only, no memory."""
     from models import MODEL_KINDS
 
-    with torch.device("meta"):
+    with torch.device("meta"), _no_normal_init():
         model = MODEL_KINDS[info.kind][1](info.config)
     n = sum(v.numel() for v in model.state_dict().values())
     if n > MAX_PARAMETERS:

@@ -1,6 +1,8 @@
 """Checkpoint folders: round trip, and clear errors for missing / truncated / mismatched files."""
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -174,3 +176,23 @@ def test_check_config_bounds_every_model_kind():
     for config_cls, _ in MODEL_KINDS.values():
         assert check_config(config_cls()) == config_cls()  # the defaults are inside the limits
         assert config_cls.__name__ in CONFIG_LIMITS
+
+
+def test_the_meta_shape_check_leaves_real_initialisation_alone():
+    """The meta build skips normal_ only for meta tensors (no sympy import, no server memory),
+    and puts the real function back."""
+    from latentlab.checkpoint import _no_normal_init
+    original = torch.nn.init.normal_
+    with _no_normal_init():
+        real = torch.nn.init.normal_(torch.zeros(1000), std=1.0)
+        assert real.std() > 0.5                                              # still random
+        with torch.device("meta"):
+            torch.nn.init.normal_(torch.empty(3))
+    assert torch.nn.init.normal_ is original
+    # in a fresh process, checking a VQ-VAE (its transformer prior is built on meta) does not
+    # import the Python meta kernels and sympy
+    code = ("import sys; from latentlab.checkpoint import check_weights; "
+            "check_weights('checkpoints/mnist-vqvae'); print('sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], check=True)
+    assert out.stdout.strip() == "False", out.stderr[-500:]

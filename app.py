@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=s.port)
     args = p.parse_args(argv)
     if s.warm_up:  # models load and kernels build before the first student clicks
-        warmup.start(REGISTRY, REGISTRY.datasets())
+        warmup.start(REGISTRY, REGISTRY.datasets()[:1])  # the landing page's data set
     demo.launch(server_name=args.host, server_port=args.port, **launch_kwargs())
 
 

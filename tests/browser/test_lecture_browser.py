@@ -68,6 +68,10 @@ def _run_panel(p, panel: str) -> None:
     assert _inside(page, result), f"{panel}: result at {result.bounding_box()}"
     assert _inside(page, button), f"{panel}: button at {button.bounding_box()}"
     assert not page.locator(".toast-body.error").count(), f"{panel}: an error message"
+    if RESULT[kind] == ".js-plotly-plot":      # presenter mode: tick labels a projector shows
+        size = result.evaluate("(e) => { const t = e.querySelector('.xtick text, .ytick text');"
+                               " return t ? parseFloat(getComputedStyle(t).fontSize) : null; }")
+        assert size is None or size >= 15, f"{panel}: plot ticks of {size} px"
     p.shot(f"lecture-{panel}")
     label.click()                               # closed again: the next panel starts at the top
 

@@ -61,9 +61,12 @@ CSS = """
    grid was cut off inside it). */
 #ll-samples, #ll-samples .grid-wrap { height: auto !important; max-height: none !important;
   overflow: visible !important; }
+/* The ELBO table's text columns wrap at 210 px, so the table fits its column on a desktop
+   (its last column was cut off at 1440 px) */
+#ll-elbo-table .table-wrap { --df-max-col-width: 210px !important; }
 @media (max-width: 600px) {
   /* narrower table columns (wrapped text) so that a table fits a phone's width */
-  .table-wrap { --df-max-col-width: 110px !important; }
+  .table-wrap, #ll-elbo-table .table-wrap { --df-max-col-width: 104px !important; }
   /* the reconstructions stay in one row of four (a second row hid in the fixed height) */
   #ll-rec-gallery .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }
 }

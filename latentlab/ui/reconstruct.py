@@ -40,7 +40,7 @@ def _results() -> tuple:
     recon = gr.Gallery(elem_id="ll-rec-gallery", label="VAE input (binarized) and each model's reconstruction",
                        columns=4, height=230, allow_preview=False, format="png",
                        elem_classes="gallery-pixelated", object_fit="contain")
-    table = gr.Dataframe(label="ELBO terms (nats; higher log p is better)",
+    table = gr.Dataframe(label="ELBO terms (nats; higher log p is better)", elem_id="ll-elbo-table",
                          headers=["quantity", "model", "meaning"], interactive=False, wrap=True)
     post = gr.Plot(label="Posterior q(z|x)")
     with gr.Row():

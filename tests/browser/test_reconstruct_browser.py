@@ -29,6 +29,12 @@ def test_pick_upload_and_draw_reconstruct(open_page):
     first = _srcs(page)
     assert all(first)
     assert page.get_by_text("ELBO = −rec − KL").first.is_visible()  # the table's text
+    # the whole ELBO table, its "meaning" column included, lies inside its block on a desktop
+    edges = page.evaluate("""() => { const b = document.querySelector('#ll-elbo-table');
+        const cells = [...b.querySelectorAll('td')].filter((c) => c.checkVisibility());
+        return [b.getBoundingClientRect().right,
+                Math.max(...cells.map((c) => c.getBoundingClientRect().right))]; }""")
+    assert edges[1] <= edges[0] + 1, f"the ELBO table ends at {edges[1]}, its block at {edges[0]}"
 
     # pick an example (the 4th thumbnail) -> a new reconstruction, in view
     page.locator(".ll-examples:visible button.thumbnail-item").nth(3).click()

@@ -170,12 +170,12 @@ class _Block(nn.Module):
         b, t, d = h.shape
         q, k, v = self.qkv(self.ln1(h)).view(b, t, 3, self.heads, d // self.heads).permute(
             2, 0, 3, 1, 4)                                                   # 3 x (B, H, T, d/H)
-        if past is None:
-            mask = None
-        else:  # new positions see every cached position and the new ones up to themselves
+        mask = None
+        if past is not None:  # new positions see every cached position and the new ones up to themselves
             k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)   # (B, H, P+T, d/H)
             p = k.shape[2] - t
-            mask = torch.ones(t, p + t, dtype=torch.bool, device=h.device).tril(p)
+            if t > 1:  # one new position (sampling) sees everything: no mask to build
+                mask = torch.ones(t, p + t, dtype=torch.bool, device=h.device).tril(p)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=past is None,
                                            dropout_p=self.drop.p if self.training else 0.0)
         h = h + self.drop(self.proj(a.transpose(1, 2).reshape(b, t, d)))  # (B, T, D)

@@ -1,0 +1,318 @@
+"""Two-level VQ-VAE: a small top code grid for global form, the 7x7 bottom grid for detail.
+
+The lectures' hierarchical VQ-VAE at MNIST scale:
+
+    h     = encoder(x)                      (B, 2C, 7, 7)  shared trunk
+    z_top = top_encoder(h)                  (B, D, 2, 2)   global summary
+    c_top = argmin_k ||z_top - e^top_k||    (B, 2, 2)      top codes (K_top of them)
+    t     = top_decoder(e^top_{c_top})      (B, 2C, 7, 7)  what the top says about each cell
+    z_bot = bottom_proj([h, t])             (B, D, 7, 7)   the detail the top leaves open
+    c_bot = argmin_k ||z_bot - e^bot_k||    (B, 7, 7)      bottom codes (K of them)
+    mu    = decoder([e^bot_{c_bot}, t])     (B, 1, 28, 28) Gaussian means (linear output)
+
+The bottom encoder sees the decoded top, so the bottom codes carry what the top does not;
+the decoder sees both. Loss = mean squared error + beta * (commitment_top + commitment_bot),
+with EMA codebooks (as ``models.vqvae``). The prior factorises over the levels,
+
+    p(c_top, c_bot) = p(c_top) * p(c_bot | c_top),
+
+one causal transformer over the 4 top cells followed by the 49 bottom cells (raster order):
+its first 4 outputs are the top prior, the other 49 the bottom prior given the top, so
+``sample_bottom(c_top)`` redraws the detail for a chosen global form.
+
+>>> cfg = VQVAE2Config(num_codes=16, top_codes=8, code_dim=8, channels=8, prior_dim=16,
+...                    prior_layers=1, prior_heads=2)
+>>> model = VQVAE2(cfg).eval()
+>>> codes = model.encode_to_indices(torch.rand(3, 1, 28, 28))
+>>> codes.top.shape, codes.bottom.shape, model.decode_indices(codes).shape
+(torch.Size([3, 2, 2]), torch.Size([3, 7, 7]), torch.Size([3, 1, 28, 28]))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.code_prior import _Block, _check_temperature, sample_categorical
+from models.nets import conv_down, conv_up
+from models.quantizer import VectorQuantizer
+
+TOP, GRID = 2, 7
+TOP_CELLS, CELLS = TOP * TOP, GRID * GRID
+
+
+class Codes(NamedTuple):
+    """The two code grids of a batch: top (B, 2, 2) and bottom (B, 7, 7), both long."""
+
+    top: torch.Tensor
+    bottom: torch.Tensor
+
+
+@dataclass
+class VQVAE2Config:
+    """Everything needed to rebuild a two-level VQ-VAE and its prior from ``config.json``.
+
+    >>> VQVAE2Config(top_codes=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: need num_codes >= 2, top_codes >= 2, code_dim >= 1 and channels >= 1
+    """
+
+    dataset: str = "mnist"
+    num_codes: int = 128      # K of the bottom grid: strokes and edges, as the one-level model
+    top_codes: int = 32       # K_top: 32^4 global forms is plenty for ten digit classes
+    code_dim: int = 32
+    channels: int = 32
+    beta: float = 0.25
+    ema: bool = True
+    ema_decay: float = 0.99
+    restart_after: int = 100
+    kmeans_init: bool = True
+    kmeans_iters: int = 10
+    prior_dim: int = 128
+    prior_layers: int = 4
+    prior_heads: int = 4
+    prior_dropout: float = 0.1
+    prior_epochs: int = 10
+    prior_lr: float = 2e-3
+    prior_batch_size: int = 128
+
+    def __post_init__(self):
+        if min(self.num_codes, self.top_codes) < 2 or self.code_dim < 1 or self.channels < 1:
+            raise ValueError("need num_codes >= 2, top_codes >= 2, code_dim >= 1 and channels >= 1")
+        if self.beta < 0 or not 0.0 < self.ema_decay < 1.0:
+            raise ValueError("need beta >= 0 and ema_decay in (0, 1)")
+        if self.prior_dim % self.prior_heads:
+            raise ValueError(f"prior_dim ({self.prior_dim}) must be divisible by prior_heads "
+                             f"({self.prior_heads})")
+
+
+class VQVAE2Output(NamedTuple):
+    """``VQVAE2.forward``: the loss, its parts, the reconstruction and both code grids."""
+
+    loss: torch.Tensor        # scalar: recon + beta * (commitment_top + commitment_bottom)
+    recon: torch.Tensor       # scalar: mean squared error per pixel
+    commitment: torch.Tensor  # scalar: commitment_top + commitment_bottom (before beta)
+    perplexity: torch.Tensor  # (2,): code-histogram perplexity of the top and bottom levels
+    x_hat: torch.Tensor       # (B, 1, 28, 28) in [0, 1]
+    codes: Codes
+
+
+# ----------------------------------------------------------------------------- prior
+
+class HierarchicalCodePrior(nn.Module):
+    """p(c_top) p(c_bot | c_top): a causal transformer over 4 top cells, then 49 bottom cells.
+
+    >>> prior = HierarchicalCodePrior(16, 8, dim=16, layers=1, heads=2).eval()
+    >>> codes = prior.sample(2, generator=torch.Generator().manual_seed(0))
+    >>> lp = prior.log_prob_per_level(codes)
+    >>> torch.allclose(prior.log_prob(codes), lp.top + lp.bottom)
+    True
+    """
+
+    def __init__(self, num_codes: int, top_codes: int, dim: int = 128, layers: int = 4,
+                 heads: int = 4, dropout: float = 0.0):
+        super().__init__()
+        self.num_codes, self.top_codes = num_codes, top_codes
+        # one vocabulary: top codes, then bottom codes, then the start token
+        self.tok = nn.Embedding(top_codes + num_codes + 1, dim)
+        self.pos = nn.Parameter(torch.zeros(TOP_CELLS + CELLS, dim))
+        nn.init.normal_(self.pos, std=0.02)
+        self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(layers))
+        self.ln = nn.LayerNorm(dim)
+        self.head_top = nn.Linear(dim, top_codes)
+        self.head_bottom = nn.Linear(dim, num_codes)
+
+    def _sequence(self, codes: Codes) -> torch.Tensor:
+        """Codes -> one token sequence (B, 53): top cells, then bottom cells shifted by K_top."""
+        top, bottom = codes
+        if top.shape[1:] != (TOP, TOP) or bottom.shape[1:] != (GRID, GRID):
+            raise ValueError(f"need top (B, {TOP}, {TOP}) and bottom (B, {GRID}, {GRID}) grids")
+        if top.numel() and (top.min() < 0 or top.max() >= self.top_codes):
+            raise ValueError(f"top codes must lie in [0, {self.top_codes})")
+        if bottom.numel() and (bottom.min() < 0 or bottom.max() >= self.num_codes):
+            raise ValueError(f"bottom codes must lie in [0, {self.num_codes})")
+        return torch.cat([top.flatten(1), bottom.flatten(1) + self.top_codes], 1)
+
+    def _run(self, tokens: torch.Tensor, start: int = 0, cache: list | None = None
+             ) -> tuple[torch.Tensor, list]:
+        """Hidden states (B, T, dim) for input tokens (B, T) at positions start..start+T-1."""
+        h = self.tok(tokens) + self.pos[start: start + tokens.shape[1]]     # (B, T, dim)
+        new_cache = []
+        for i, block in enumerate(self.blocks):
+            h, kv = block(h, None if cache is None else cache[i])
+            new_cache.append(kv)
+        return self.ln(h), new_cache
+
+    def _inputs(self, seq: torch.Tensor) -> torch.Tensor:
+        start = torch.full_like(seq[:, :1], self.top_codes + self.num_codes)
+        return torch.cat([start, seq[:, :-1]], 1)                            # (B, 53)
+
+    def log_prob_per_level(self, codes: Codes) -> Codes:
+        """log p(c_top) (B,) and log p(c_bot | c_top) (B,) in nats, as a ``Codes`` pair."""
+        seq = self._sequence(codes)                                          # (B, 53)
+        h, _ = self._run(self._inputs(seq))                                  # (B, 53, dim)
+        top = torch.log_softmax(self.head_top(h[:, :TOP_CELLS]).float(), -1)  # (B, 4, K_top)
+        bot = torch.log_softmax(self.head_bottom(h[:, TOP_CELLS:]).float(), -1)  # (B, 49, K)
+        lp_top = top.gather(-1, codes.top.flatten(1).unsqueeze(-1)).squeeze(-1).sum(1)
+        lp_bot = bot.gather(-1, codes.bottom.flatten(1).unsqueeze(-1)).squeeze(-1).sum(1)
+        return Codes(lp_top, lp_bot)
+
+    def log_prob(self, codes: Codes) -> torch.Tensor:
+        """log p(c_top, c_bot) in nats: (B,)."""
+        lp = self.log_prob_per_level(codes)
+        return lp.top + lp.bottom
+
+    def nll_per_code(self, codes: Codes) -> torch.Tensor:
+        """Scalar -log p / 53 averaged over the batch (nats per code): the fitting loss."""
+        return -self.log_prob(codes).mean() / (TOP_CELLS + CELLS)
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> Codes:
+        """n pairs of grids drawn cell by cell: the top first, then the bottom given it."""
+        device = self.pos.device
+        top = self._draw(torch.empty(n, 0, dtype=torch.long, device=device), TOP_CELLS,
+                         temperature, generator)                            # (n, 4)
+        return self.sample_bottom(top.view(n, TOP, TOP), temperature, generator)
+
+    @torch.no_grad()
+    def sample_bottom(self, top: torch.Tensor, temperature: float = 1.0,
+                      generator: torch.Generator | None = None) -> Codes:
+        """Bottom grids drawn from p(c_bot | c_top) for given top grids (B, 2, 2)."""
+        seq = self._sequence(Codes(top, torch.zeros(len(top), GRID, GRID, dtype=torch.long,
+                                                    device=top.device)))[:, :TOP_CELLS]
+        full = self._draw(seq, CELLS, temperature, generator)                # (B, 53)
+        return Codes(top, (full[:, TOP_CELLS:] - self.top_codes).view(-1, GRID, GRID))
+
+    def _draw(self, prefix: torch.Tensor, steps: int, temperature: float,
+              generator: torch.Generator | None) -> torch.Tensor:
+        """Extend token sequences (B, P) by ``steps`` ancestral draws: (B, P + steps)."""
+        t = _check_temperature(temperature)
+        n, p = prefix.shape
+        start = torch.full((n, 1), self.top_codes + self.num_codes, dtype=torch.long,
+                           device=prefix.device)
+        inputs = torch.cat([start, prefix], 1)                               # (B, P+1)
+        h, cache = self._run(inputs)                                         # prefix once
+        out = [prefix]
+        for i in range(p, p + steps):
+            top_level = i < TOP_CELLS
+            logits = (self.head_top if top_level else self.head_bottom)(h[:, -1])  # (B, K_level)
+            token = sample_categorical(logits / t, generator) + (0 if top_level else self.top_codes)
+            out.append(token.unsqueeze(1))
+            if i + 1 < p + steps:
+                h, cache = self._run(token.unsqueeze(1), start=i + 1, cache=cache)
+        return torch.cat(out, 1)
+
+
+# ----------------------------------------------------------------------------- model
+
+class VQVAE2(nn.Module):
+    """Two-level VQ-VAE (top 2x2, bottom 7x7) with a hierarchical code prior.
+
+    Verbs: ``encode_to_indices`` (x -> Codes), ``indices_to_codes`` (Codes -> the two code
+    grids' vectors), ``decode_indices`` (Codes -> pixels), ``sample`` (prior -> pixels),
+    ``sample_bottom`` (a top grid -> Codes with a bottom drawn from p(c_bot | c_top)).
+    """
+
+    def __init__(self, config: VQVAE2Config):
+        super().__init__()
+        self.config = config
+        c, d = config.channels, config.code_dim
+        self.encoder = nn.Sequential(conv_down(1, c), nn.Conv2d(2 * c, 2 * c, 3, padding=1),
+                                     nn.SiLU())                              # (B, 2C, 7, 7)
+        self.top_encoder = nn.Sequential(
+            nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1), nn.SiLU(),      # (B, 2C, 4, 4)
+            nn.Conv2d(2 * c, 2 * c, 3, stride=2, padding=1), nn.SiLU(),      # (B, 2C, 2, 2)
+            nn.Conv2d(2 * c, d, 1))                                          # (B, D, 2, 2)
+        self.top_decoder = nn.Sequential(nn.Conv2d(d, 2 * c, 3, padding=1), nn.SiLU())
+        self.bottom_proj = nn.Conv2d(4 * c, d, 1)                            # [h, t] -> (B, D, 7, 7)
+        self.decoder = nn.Sequential(
+            nn.Conv2d(d + 2 * c, 2 * c, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(2 * c, 2 * c, 3, padding=1), nn.SiLU(),
+            conv_up(c, 1))                                                   # (B, 1, 28, 28)
+        quant = {"ema": config.ema, "decay": config.ema_decay, "kmeans_iters": config.kmeans_iters,
+                 "restart_after": config.restart_after, "kmeans_init": config.kmeans_init}
+        self.top_quantizer = VectorQuantizer(config.top_codes, d, **quant)
+        self.bottom_quantizer = VectorQuantizer(config.num_codes, d, **quant)
+        self.code_prior = HierarchicalCodePrior(config.num_codes, config.top_codes,
+                                                config.prior_dim, config.prior_layers,
+                                                config.prior_heads, config.prior_dropout)
+        self.code_prior.requires_grad_(False)  # fitted after the auto-encoder, as the VQ-VAE's
+
+    @property
+    def device(self) -> torch.device:
+        return self.bottom_proj.weight.device
+
+    def _top_features(self, z_top_q: torch.Tensor) -> torch.Tensor:
+        """Top code vectors (B, D, 2, 2) -> per-cell features (B, 2C, 7, 7)."""
+        up = F.interpolate(z_top_q, size=(GRID, GRID), mode="bilinear", align_corners=True)
+        return self.top_decoder(up)
+
+    def _check(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
+            raise ValueError(f"expected images of shape (B, 1, 28, 28), got {tuple(x.shape)}")
+        return x
+
+    @torch.no_grad()
+    def encode_to_indices(self, x: torch.Tensor) -> Codes:
+        """Images (B, 1, 28, 28) -> Codes (top (B, 2, 2), bottom (B, 7, 7)); no updates."""
+        h = self.encoder(self._check(x))
+        top = self.top_quantizer.quantize(self.top_encoder(h))               # (B, 2, 2)
+        t = self._top_features(self.top_quantizer.indices_to_codes(top))
+        bottom = self.bottom_quantizer.quantize(self.bottom_proj(torch.cat([h, t], 1)))
+        return Codes(top, bottom)
+
+    def indices_to_codes(self, codes: Codes) -> Codes:
+        """Codes -> their vectors: top (B, D, 2, 2) and bottom (B, D, 7, 7)."""
+        return Codes(self.top_quantizer.indices_to_codes(codes.top),
+                     self.bottom_quantizer.indices_to_codes(codes.bottom))
+
+    def decode(self, z_top_q: torch.Tensor, z_bot_q: torch.Tensor) -> torch.Tensor:
+        """Code vectors of both levels -> Gaussian means (B, 1, 28, 28), linear output."""
+        return self.decoder(torch.cat([z_bot_q, self._top_features(z_top_q)], 1))
+
+    @torch.no_grad()
+    def decode_indices(self, codes: Codes) -> torch.Tensor:
+        """Codes -> pixel values (B, 1, 28, 28) in [0, 1]."""
+        return self.decode(*self.indices_to_codes(codes)).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images decoded from codes drawn from the hierarchical prior."""
+        return self.decode_indices(self.code_prior.sample(n, temperature, generator))
+
+    def sample_bottom(self, top: torch.Tensor, temperature: float = 1.0,
+                      generator: torch.Generator | None = None) -> Codes:
+        """A top grid (B, 2, 2) -> Codes with the bottom drawn from p(c_bot | c_top)."""
+        return self.code_prior.sample_bottom(top, temperature, generator)
+
+    def forward(self, x: torch.Tensor) -> VQVAE2Output:
+        h = self.encoder(self._check(x))                                     # (B, 2C, 7, 7)
+        qt = self.top_quantizer(self.top_encoder(h))                         # z_q (B, D, 2, 2)
+        t = self._top_features(qt.z_q)                                       # (B, 2C, 7, 7)
+        qb = self.bottom_quantizer(self.bottom_proj(torch.cat([h, t], 1)))   # z_q (B, D, 7, 7)
+        mean = self.decoder(torch.cat([qb.z_q, t], 1))                       # (B, 1, 28, 28)
+        recon = F.mse_loss(mean.float(), x.float())
+        commitment = qt.commitment + qb.commitment
+        loss = recon + self.config.beta * commitment
+        if not self.config.ema:
+            loss = loss + qt.codebook + qb.codebook
+        return VQVAE2Output(loss, recon, commitment.detach(),
+                            torch.stack([qt.perplexity, qb.perplexity]),
+                            mean.clamp(0.0, 1.0), Codes(qt.indices, qb.indices))
+
+
+def bits_per_code(log_prob: torch.Tensor, cells: int) -> float:
+    """Mean -log2 p per code from log-probabilities (B,) in nats of grids of ``cells`` cells.
+
+    >>> bits_per_code(torch.tensor([-4 * math.log(2.0)]), 4)
+    1.0
+    """
+    return float(-log_prob.mean() / cells / math.log(2.0))

@@ -64,7 +64,7 @@ async def upload(client: httpx.AsyncClient, path: Path) -> dict:
 
 async def call(client: httpx.AsyncClient, name: str, data: list, session: str | None = None
                ) -> str:
-    """POST the call, then read its event stream until 'complete' (or 'error'); returns the
+    """POST the call, then read its event stream to its end ('complete' or 'error'); returns the
     complete event's data unparsed (the students do not read it, and parsing every figure's
     JSON would cost the generator CPU the server should get).
 
@@ -75,21 +75,17 @@ async def call(client: httpx.AsyncClient, name: str, data: list, session: str | 
     r = await client.post(f"/gradio_api/call/{name}", json=body)
     r.raise_for_status()
     event_id = r.json()["event_id"]
-    buffer = b""
-    async with client.stream("GET", f"/gradio_api/call/{name}/{event_id}") as stream:
-        async for chunk in stream.aiter_raw():
-            buffer += chunk
-            for event in (b"complete", b"error"):
-                at = buffer.find(b"event: " + event)
-                if at < 0:
-                    continue
-                end = buffer.find(b"\n\n", at)
-                if end < 0:
-                    break  # the event's data line is still arriving
-                payload = buffer[at:end].split(b"data:", 1)[-1].strip().decode()
-                if event == b"error":
-                    raise RuntimeError(f"{name}: {payload[:200]}")
-                return payload
+    # Gradio ends this event stream after the 'complete' (or 'error') event, so one plain GET
+    # returns the whole stream: no per-chunk work in the generator
+    events = (await client.get(f"/gradio_api/call/{name}/{event_id}")).content
+    for event in (b"complete", b"error"):
+        at = events.find(b"event: " + event)
+        if at >= 0:
+            end = events.find(b"\n\n", at)
+            payload = events[at: None if end < 0 else end].split(b"data:", 1)[-1].strip().decode()
+            if event == b"error":
+                raise RuntimeError(f"{name}: {payload[:200]}")
+            return payload
     raise RuntimeError(f"{name}: stream ended without a result")
 
 

@@ -5,7 +5,7 @@
 #           the epoch with the lowest validation loss kept
 #   priors  the two shipped VQ-VAEs' code priors refitted (their epochs had been chosen on
 #           test): with dropout, 12 epochs, on freshly shifted training images every epoch
-# Usage: scripts/train_protocol.sh flow|priors   (each is one lane of one CPU thread)
+# Usage: scripts/train_protocol.sh flow|priors   (flow: one lane; priors: two, one thread each)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
@@ -15,9 +15,10 @@ case "${1:-}" in
         --latent-dim 16 --epochs 64 --kl-warmup-epochs 3 --val-size 10000 --keep-best true \
         --out checkpoints/mnist-flow-z16-val ;;
   priors)
-    for name in mnist-vqvae fashion-vqvae; do
+    for name in mnist-vqvae fashion-vqvae; do  # two lanes of one thread each
       $py -m latentlab.fit_prior checkpoints/$name --threads 1 --no-progress --val-size 10000 \
-          ${PRIOR_ARGS:---prior-dim 128 --prior-layers 4 --prior-dropout 0.1 --prior-epochs 12 --prior-augment-shift 1}
-    done ;;
+          ${PRIOR_ARGS:---prior-dim 128 --prior-layers 4 --prior-dropout 0.1 --prior-epochs 12 --prior-augment-shift 1} &
+    done
+    wait ;;
   *) echo "usage: $0 flow|priors" >&2; exit 2 ;;
 esac

@@ -14,7 +14,9 @@ so the page is served at once and importing ``app`` still starts nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -86,6 +88,9 @@ def warm(registry: ModelRegistry, datasets: Sequence[str]) -> list[str]:
 def start(registry: ModelRegistry, datasets: Sequence[str]) -> threading.Thread:
     """``warm`` in a daemon thread; logs one line when done."""
     def job() -> None:
+        # Linux: this thread alone at nice 10, so the server's own work goes first
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         t0 = time.perf_counter()
         names = warm(registry, datasets)
         log.info("warm-up: %d models ready in %.1f s", len(names), time.perf_counter() - t0)

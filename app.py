@@ -107,14 +107,23 @@ def wire_open_in_code_grid(registry: ModelRegistry, tabs: gr.Tabs, rec: Reconstr
 # to everyone's quick actions (each of those keeps its own queue of 2 workers).
 HEAVY_EVENTS = ("umap_recompute", "code_regenerate")
 HEAVY_ID = "heavy"
+# What a whole class clicks shares two workers, one per core: with a queue of two workers per
+# event, eight computations fought over two cores (and the GIL) while the event loop waited
+# to serve uploads and results. Under 100 students (benchmarks/bench_load.py, same seeds)
+# p95 went from 1.7-2.4 s to 0.6 s and the server's CPU per request from 53 to 43 ms.
+CLASS_EVENTS = ("reconstruct", "sample", "interpolate", "code_sample_learned")
+CLASS_ID, CLASS_WORKERS = "class", 2
 
 
 def limit_heavy(demo: gr.Blocks) -> None:
-    """Put the HEAVY_EVENTS into one concurrency group of limit 1 (Gradio makes the groups
-    when the first event of each is queued, so setting them after wiring is enough)."""
+    """Put the HEAVY_EVENTS into one concurrency group of limit 1 and the CLASS_EVENTS into
+    one of CLASS_WORKERS (Gradio makes the groups when the first event of each is queued,
+    so setting them after wiring is enough)."""
     for fn in demo.fns.values():
         if fn.api_name in HEAVY_EVENTS:
             fn.concurrency_id, fn.concurrency_limit = HEAVY_ID, 1
+        elif fn.api_name in CLASS_EVENTS:
+            fn.concurrency_id, fn.concurrency_limit = CLASS_ID, CLASS_WORKERS
 
 
 def build_tabs(registry: ModelRegistry, datasets: list[str]) -> tuple[gr.Tabs, list]:

@@ -56,15 +56,17 @@ def test_api_names_and_input_counts_are_stable():
 
 
 def test_heavy_events_take_turns_and_the_code_prior_samples_in_batches():
-    """Long actions share one worker (a class clicking them leaves a core to quick ones);
-    the learned-prior "New grid" merges waiting requests into one batch."""
+    """Long actions share one worker (a class clicking them leaves a core to quick ones), a
+    class's actions share two (one per core); the learned-prior "New grid" merges waiting
+    requests into one batch."""
     import app
 
     fns = {fn.api_name: fn for fn in app.demo.fns.values()}
     for name in app.HEAVY_EVENTS:
         assert (fns[name].concurrency_id, fns[name].concurrency_limit) == (app.HEAVY_ID, 1)
-    light = {fns[n].concurrency_id for n in ("reconstruct", "sample", "interpolate")}
-    assert app.HEAVY_ID not in light and len(light) == 3          # each its own queue
+    for name in app.CLASS_EVENTS:
+        assert (fns[name].concurrency_id, fns[name].concurrency_limit) == (app.CLASS_ID, 2)
+    assert fns["prepare"].concurrency_id not in (app.CLASS_ID, app.HEAVY_ID)  # never waits
     learned = fns["code_sample_learned"]
     assert learned.batch and learned.max_batch_size >= 8
     assert app.demo._queue.default_concurrency_limit == 2

@@ -31,29 +31,57 @@ def _bench():
 
 
 def test_call_reads_the_result_or_raises_the_error():
+    """The benchmark's own HTTP client against a tiny server: a plain and a chunked answer,
+    an error event, a stream without a result, and a kept-alive connection the server closed."""
     import asyncio
 
-    import httpx
     import pytest
 
     bench = _bench()
-    streams = {"ok": b'event: heartbeat\ndata: null\n\nevent: complete\ndata: [1, 2]\n\n',
+    streams = {"ok": b"event: heartbeat\ndata: null\n\nevent: complete\ndata: [1, 2]\n\n",
                "bad": b'event: error\ndata: "no checkpoint named nope"\n\n',
-               "cut": b'event: heartbeat\ndata: null\n\n'}
+               "cut": b"event: heartbeat\ndata: null\n\n"}
+    served = []
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        name = request.url.path.split("/")[3]
-        if request.method == "POST":
-            return httpx.Response(200, json={"event_id": "e1"})
-        return httpx.Response(200, content=streams[name])
+    async def serve(reader, writer):
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            line = head.split(b"\r\n")[0].decode()
+            served.append(line)
+            length = [int(h.split(b":")[1]) for h in head.split(b"\r\n")
+                      if h.lower().startswith(b"content-length")]
+            await reader.readexactly(length[0] if length else 0)
+            name = line.split()[1].split("/")[3]
+            if line.startswith("POST"):
+                body = b'{"event_id": "e1"}'
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            else:  # the event stream comes in two chunks
+                s = streams[name]
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             + b"%x\r\n%s\r\n" % (5, s[:5]) + b"%x\r\n%s\r\n" % (len(s) - 5, s[5:])
+                             + b"0\r\n\r\n")
+                if name == "bad":  # then hangs up on the kept-alive connection
+                    await writer.drain()
+                    writer.close()
+                    break
+            await writer.drain()
 
-    async def go(name):
-        async with httpx.AsyncClient(transport=httpx.MockTransport(handler),
-                                     base_url="http://x") as client:
-            return await bench.call(client, name, [], "s")
+    async def go():
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        http = bench.Http(f"http://127.0.0.1:{port}", timeout=5)
+        out = [await bench.call(http, "ok", [], "s")]
+        with pytest.raises(RuntimeError, match="no checkpoint named nope"):
+            await bench.call(http, "bad", [], "s")
+        out.append(await bench.call(http, "ok", [], "s"))     # on a fresh connection
+        with pytest.raises(RuntimeError, match="without a result"):
+            await bench.call(http, "cut", [], "s")
+        http.close()
+        server.close()
+        return out
 
-    assert asyncio.run(go("ok")) == "[1, 2]"
-    with pytest.raises(RuntimeError, match="no checkpoint named nope"):
-        asyncio.run(go("bad"))
-    with pytest.raises(RuntimeError, match="without a result"):
-        asyncio.run(go("cut"))
+    assert asyncio.run(go()) == ["[1, 2]", "[1, 2]"]
+    assert sum(line.startswith("POST") for line in served) == 4

@@ -183,6 +183,17 @@ class _Block(nn.Module):
         return h, (k, v)
 
 
+def run_blocks(blocks: nn.ModuleList, h: torch.Tensor, cache: list | None
+               ) -> tuple[torch.Tensor, list]:
+    """Hidden states (B, T, D) through the blocks, each reusing its cached keys/values;
+    returns the new states and every block's keys/values (the next step's cache)."""
+    new_cache = []
+    for i, block in enumerate(blocks):
+        h, kv = block(h, None if cache is None else cache[i])
+        new_cache.append(kv)
+    return h, new_cache
+
+
 class TransformerCodePrior(CodePrior):
     """Causal transformer p_lambda(c) = prod_i p(c_i | c_<i) over the raster order.
 
@@ -217,10 +228,7 @@ class TransformerCodePrior(CodePrior):
              ) -> tuple[torch.Tensor, list]:
         """Logits (B, T, K) for input tokens (B, T) at positions start..start+T-1."""
         h = self.tok(tokens) + self.pos[start: start + tokens.shape[1]]    # (B, T, D)
-        new_cache = []
-        for i, block in enumerate(self.blocks):
-            h, kv = block(h, None if cache is None else cache[i])
-            new_cache.append(kv)
+        h, new_cache = run_blocks(self.blocks, h, cache)
         return self.head(self.ln(h)), new_cache
 
     def logits(self, grid: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.code_prior import _Block, _check_temperature, sample_categorical
+from models.code_prior import _Block, _check_temperature, run_blocks, sample_categorical
 from models.nets import conv_down, conv_up
 from models.quantizer import VectorQuantizer
 
@@ -143,10 +143,7 @@ class HierarchicalCodePrior(nn.Module):
              ) -> tuple[torch.Tensor, list]:
         """Hidden states (B, T, dim) for input tokens (B, T) at positions start..start+T-1."""
         h = self.tok(tokens) + self.pos[start: start + tokens.shape[1]]     # (B, T, dim)
-        new_cache = []
-        for i, block in enumerate(self.blocks):
-            h, kv = block(h, None if cache is None else cache[i])
-            new_cache.append(kv)
+        h, new_cache = run_blocks(self.blocks, h, cache)
         return self.ln(h), new_cache
 
     def _inputs(self, seq: torch.Tensor) -> torch.Tensor:

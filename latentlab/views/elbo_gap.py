@@ -39,7 +39,7 @@ from plotly.subplots import make_subplots
 from latentlab.errors import InputError
 
 DEFAULT_MODEL = "mnist-vae-z16"   # the panel opens on it; its prior side is decoded at launch
-K_MAX, K_DEFAULT = 5000, 1000     # 2 x R x K decoder passes; the default fits ~1.5 s on 2 cores
+K_MAX, K_DEFAULT = 5000, 1000     # 2 x R x K decoder passes: about 0.3 s and 1 s on 2 cores
 REPEATS_MAX, REPEATS_DEFAULT = 20, 3
 DECODES_PER_CALL = 128            # as fast as 512 here, and a quarter of the transient memory
 MAX_SEED = 2**31 - 1

@@ -63,12 +63,12 @@ body.ll-presenter .gr-accordion .column[style*="min(240px"] .block {
   padding-top: 4px; padding-bottom: 4px; }
 body.ll-presenter table { font-size: 16px; }  /* data, not labels: wide tables must fit */
 /* plots: plotly writes 12 px into each SVG text's style; a projector needs more. Ticks grow
-   less than titles so that dense axes keep their gaps. */
-body.ll-presenter .js-plotly-plot .xtick text, body.ll-presenter .js-plotly-plot .ytick text {
-  font-size: 15px !important; }
-body.ll-presenter .js-plotly-plot .g-xtitle text, body.ll-presenter .js-plotly-plot .g-ytitle text,
+   less than titles so that dense axes keep their gaps; every subplot's axes (xtick, x2tick,
+   ...) and titles (g-xtitle, g-x2title, ...) are matched by their class's ending. */
+body.ll-presenter .js-plotly-plot g[class$="tick"] text { font-size: 15px !important; }
+body.ll-presenter .js-plotly-plot g[class$="title"] text,
 body.ll-presenter .js-plotly-plot .gtitle { font-size: 17px !important; }
-body.ll-presenter .js-plotly-plot .xtick text, body.ll-presenter .js-plotly-plot .ytick text,
+body.ll-presenter .js-plotly-plot g[class$="tick"] text,
 body.ll-presenter .js-plotly-plot .legendtext { fill: #0b0b0b !important; }
 /* (legends and annotations keep plotly's size: it places their items by their measured width) */
 #ll-tools { gap: 6px; }

@@ -38,8 +38,9 @@ Bernoulli NLL of its decoded code), ``code_mean`` / ``code_std`` (per dim, over 
 codes), ``code_gaussian_kl`` (KL(N(code_mean, diag code_std^2) || N(0, I)): how far the
 codes are from what ``sample`` draws), and ``sample_quality`` of decoded N(0, I) draws.
 
-For a classifier: ``test_accuracy`` and ``test_nll`` (cross-entropy, nats). A VQ-VAE is scored
-by ``latentlab.vq_eval.evaluate_vqvae``. Every run also writes ``eval_command``,
+For a classifier: ``test_accuracy`` and ``test_nll`` (cross-entropy, nats). A VQ-VAE, one- or
+two-level, is scored by ``latentlab.vq_eval.evaluate_vqvae`` (a two-level model's usage and
+bits per code per level carry ``top_`` / ``bottom_`` in their keys). Every run also writes ``eval_command``,
 ``eval_wall_time_s``, ``eval_timings_s``, ``eval_device``, ``eval_date``, ``eval_seed``,
 ``eval_n_test`` and ``eval_limit`` (null on the full test set; a number flags a partial
 run); a VAE run also ``eval_binarization_seed`` (the seed of the test set's bits).
@@ -262,9 +263,10 @@ def evaluate_model(model: nn.Module, kind: str, dataset: str, cfg: EvalConfig,
         return evaluate_vae(model, dataset, cfg, quality_fn)
     if kind == "classifier":
         return evaluate_classifier(model, dataset, cfg)
-    if kind == "vqvae":
+    if kind in ("vqvae", "vqvae2"):
         return evaluate_vqvae(model, dataset, cfg, quality_fn)
-    raise ValueError(f"no evaluation for model kind {kind!r}; known: vae, classifier, vqvae")
+    raise ValueError(f"no evaluation for model kind {kind!r}; known: vae, classifier, vqvae, "
+                     "vqvae2")
 
 
 def evaluate_checkpoint(folder: str | os.PathLike, cfg: EvalConfig, command: str = "") -> dict:
@@ -273,7 +275,7 @@ def evaluate_checkpoint(folder: str | os.PathLike, cfg: EvalConfig, command: str
     model, info = load_checkpoint(folder, device)
     dataset = data.check_dataset(getattr(info.config, "dataset", "") or "")
     quality_fn = None
-    if info.kind in ("vae", "vqvae") and cfg.samples:  # load the judge before the long part
+    if info.kind in ("vae", "vqvae", "vqvae2") and cfg.samples:  # load the judge before the long part
         judge = load_classifier(dataset, cfg.classifier or None).to(device)
         quality_fn = functools.partial(sample_quality, classifier=judge)
     start = time.time()
@@ -355,9 +357,10 @@ def quick_metrics(model: nn.Module, dataset: str, kind: str, batch_size: int = 1
         x, y = data.load_split(dataset, train=False)
         pred = torch.cat([model(xb.to(device)).argmax(-1).cpu() for xb in x.split(batch_size)])
         return {"test_accuracy": round((pred == y).float().mean().item(), 5)}
-    if kind == "vqvae":
+    if kind in ("vqvae", "vqvae2"):
         return vq_eval.reconstruction_metrics(model, dataset)
-    raise ValueError(f"no quick metrics for model kind {kind!r}; known: vae, classifier, vqvae")
+    raise ValueError(f"no quick metrics for model kind {kind!r}; known: vae, classifier, vqvae, "
+                     "vqvae2")
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ from latentlab import data, settings
 from latentlab.checkpoint import load_checkpoint, save_checkpoint
 from latentlab.errors import CheckpointError, InputError
 from latentlab.vq_eval import reconstruction_metrics
-from models.code_prior import CodePrior
 from models.vqvae import VQVAE, VQVAEConfig
+from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
 
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
                 "prior_lr", "prior_batch_size", "prior_augment_shift")
@@ -81,21 +81,41 @@ def shift_images(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     return out
 
 
+# A prior is fitted on code grids (N, 7, 7), or on a two-level model's Codes (top and bottom
+# grids of N images): these three helpers let one loop handle both.
+Grids = torch.Tensor | Codes
+
+
+def _count(grids: Grids) -> int:
+    return grids.count if isinstance(grids, Codes) else len(grids)
+
+
+def _take(grids: Grids, index: torch.Tensor | slice) -> Grids:
+    return grids.select(index) if isinstance(grids, Codes) else grids[index]
+
+
+def _device_of(grids: Grids) -> torch.device:
+    return grids.top.device if isinstance(grids, Codes) else grids.device
+
+
 @torch.no_grad()
-def _nll_bits(prior: CodePrior, grids: torch.Tensor, batch_size: int = 500) -> float:
-    """Mean NLL in bits per code of grids (N, 7, 7) under the prior (eval mode)."""
+def _nll_bits(prior: torch.nn.Module, grids: Grids, batch_size: int = 500) -> float:
+    """Mean NLL in bits per code of grids (N, 7, 7) or Codes under the prior (eval mode)."""
     was_training = prior.training
     prior.eval()
-    total = sum(prior.nll_per_code(g).item() * len(g) for g in grids.split(batch_size))
+    n = _count(grids)
+    total = sum(prior.nll_per_code(_take(grids, slice(i, i + batch_size))).item()
+                * min(batch_size, n - i) for i in range(0, n, batch_size))
     prior.train(was_training)
-    return total / max(len(grids), 1) / math.log(2)
+    return total / max(n, 1) / math.log(2)
 
 
-def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, seed: int = 0,
-                   progress: bool = False, val_grids: torch.Tensor | None = None,
+def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | VQVAE2Config,
+                   seed: int = 0, progress: bool = False, val_grids: Grids | None = None,
                    should_stop: Callable[[], bool] | None = None,
-                   epoch_grids: Callable[[int], torch.Tensor] | None = None) -> dict:
-    """Maximum likelihood on code grids (N, 7, 7); returns the train NLL (bits/code) and, with
+                   epoch_grids: Callable[[int], Grids] | None = None) -> dict:
+    """Maximum likelihood on code grids (N, 7, 7) (a ``CodePrior``) or on two-level Codes (a
+    ``HierarchicalCodePrior``); returns the train NLL (bits/code) and, with
     ``val_grids``, the validation NLL after every epoch. ``epoch_grids(epoch)``, when given,
     supplies each epoch's grids (augmented data) in place of ``grids`` (same count).
 
@@ -113,9 +133,10 @@ def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, s
     epochs, bs = config.prior_epochs, config.prior_batch_size
     out: dict = {"train_bits": float("nan"), "val_history": [], "best_epoch": 0,
                  "stopped": False, "steps": 0}
-    if epochs == 0 or len(grids) == 0:
+    n = _count(grids)
+    if epochs == 0 or n == 0:
         return out
-    total = epochs * math.ceil(len(grids) / bs)
+    total = epochs * math.ceil(n / bs)
     opt = torch.optim.AdamW(prior.parameters(), lr=config.prior_lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total))
     gen = torch.Generator().manual_seed(seed)
@@ -123,11 +144,11 @@ def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, s
     best: tuple[float, dict] | None = None
     bar = tqdm(total=total, disable=not progress, desc="code prior", mininterval=2.0)
     for epoch in range(1, epochs + 1):
-        batch_grids = grids if epoch_grids is None else epoch_grids(epoch)   # (N, 7, 7)
-        order = torch.randperm(len(grids), generator=gen).to(grids.device)
-        nll_sum, count = torch.zeros((), device=grids.device), 0
+        batch_grids = grids if epoch_grids is None else epoch_grids(epoch)   # (N, 7, 7) or Codes
+        order = torch.randperm(n, generator=gen).to(_device_of(grids))
+        nll_sum, count = torch.zeros((), device=_device_of(grids)), 0
         for idx in order.split(bs):
-            nll = prior.nll_per_code(batch_grids[idx])                       # nats per code
+            nll = prior.nll_per_code(_take(batch_grids, idx))                # nats per code
             opt.zero_grad(set_to_none=True)
             nll.backward()
             opt.step()
@@ -142,7 +163,7 @@ def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, s
         out["train_bits"] = (nll_sum / count).item() / math.log(2)
         if out["stopped"]:  # a part-epoch is not validated: the best whole epoch is kept
             break
-        if val_grids is not None and len(val_grids):
+        if val_grids is not None and _count(val_grids):
             val = _nll_bits(prior, val_grids)
             out["val_history"].append({"epoch": epoch, "train_bits_per_code": round(out["train_bits"], 4),
                                        "val_bits_per_code": round(val, 4)})
@@ -159,10 +180,11 @@ def fit_code_prior(prior: CodePrior, grids: torch.Tensor, config: VQVAEConfig, s
     return out
 
 
-def fit_prior(model: VQVAE, x: torch.Tensor, seed: int = 0, progress: bool = False,
+def fit_prior(model: VQVAE | VQVAE2, x: torch.Tensor, seed: int = 0, progress: bool = False,
               x_val: torch.Tensor | None = None,
               should_stop: Callable[[], bool] | None = None) -> dict:
-    """Encode images (N, 1, 28, 28) to code grids and fit ``model.code_prior`` on them;
+    """Encode images (N, 1, 28, 28) to code grids (both levels for a two-level VQ-VAE) and
+    fit ``model.code_prior`` on them;
     returns the fit's train (and validation) NLL in bits/code, wall time and grid counts for
     metrics.json. With ``x_val`` the prior epoch is chosen on validation. A fit stopped by
     ``should_stop`` adds ``prior_stopped_early`` and ``prior_steps`` of ``prior_total_steps``."""
@@ -177,16 +199,17 @@ def fit_prior(model: VQVAE, x: torch.Tensor, seed: int = 0, progress: bool = Fal
     train_bits = _nll_bits(model.code_prior, grids) if fit["val_history"] else fit["train_bits"]
     out = {"prior_train_nll_bits_per_code": round(train_bits, 4) if math.isfinite(train_bits) else None,
            "prior_train_wall_time_s": round(time.time() - start, 1),
-           "prior_train_grids": len(grids)}
+           "prior_train_grids": _count(grids)}
     if fit["stopped"]:
-        total = model.config.prior_epochs * math.ceil(len(grids) / model.config.prior_batch_size)
+        total = model.config.prior_epochs * math.ceil(_count(grids) / model.config.prior_batch_size)
         out.update(prior_stopped_early=True, prior_steps=fit["steps"], prior_total_steps=total)
     if fit["val_history"]:
         best = fit["val_history"][fit["best_epoch"] - 1]
-        out.update(prior_val_grids=len(val_grids), prior_chosen_epoch=fit["best_epoch"],
+        out.update(prior_val_grids=_count(val_grids), prior_chosen_epoch=fit["best_epoch"],
                    prior_val_nll_bits_per_code=best["val_bits_per_code"],
                    prior_val_history=fit["val_history"],
-                   prior_val_rule="lowest validation NLL (the last 10,000 training images)")
+                   prior_val_rule=f"lowest validation NLL (the last {_count(val_grids):,} "
+                                  "training images)")
     return out
 
 
@@ -200,10 +223,10 @@ def _autoencoder_seconds(metrics: dict) -> float | None:
     return None if total is None else round(total - (prior or 0.0), 1)
 
 
-def _with_new_prior(model: VQVAE, changes: dict) -> VQVAE:
+def _with_new_prior(model: VQVAE | VQVAE2, changes: dict) -> VQVAE | VQVAE2:
     """A VQ-VAE with the new prior settings, an untrained prior and the old auto-encoder."""
     config = dataclasses.replace(model.config, **changes)
-    fresh = VQVAE(config)
+    fresh = type(model)(config)
     kept = {k: v for k, v in model.state_dict().items() if not k.startswith("code_prior.")}
     missing, unexpected = fresh.load_state_dict(kept, strict=False)
     assert not unexpected and all(k.startswith("code_prior.") for k in missing)
@@ -226,7 +249,7 @@ def refit_prior(folder: str | os.PathLike, changes: dict, seed: int = 0, subset:
     if unknown:
         raise InputError(f"only prior settings can change, not {sorted(unknown)}")
     model, info = load_checkpoint(folder)
-    if info.kind != "vqvae":
+    if info.kind not in ("vqvae", "vqvae2"):
         raise CheckpointError(f"{info.path}: is a {info.kind!r} checkpoint, not a VQ-VAE")
     torch.manual_seed(seed)  # the fresh prior's initial weights, then its fitting
     model = _with_new_prior(model, changes)
@@ -240,7 +263,7 @@ def refit_prior(folder: str | os.PathLike, changes: dict, seed: int = 0, subset:
     if auto is not None:
         metrics["train_wall_time_s"] = round(auto + fitted["prior_train_wall_time_s"], 1)
     metrics.update(reconstruction_metrics(model, info.config.dataset))
-    save_checkpoint(info.path, model, "vqvae", model.config, metrics)
+    save_checkpoint(info.path, model, info.kind, model.config, metrics)
     return metrics
 
 

@@ -109,7 +109,7 @@ class ModelEntry:
 
     @property
     def num_codes(self) -> int | None:
-        return getattr(self.config, "num_codes", None) if self.kind == "vqvae" else None
+        return getattr(self.config, "num_codes", None) if self.kind in ("vqvae", "vqvae2") else None
 
     @property
     def label(self) -> str:
@@ -125,6 +125,9 @@ class ModelEntry:
                     f"{self.config.categories}-way categorical)")
         if self.kind == "vqvae":
             return f"{self.name}  (VQ-VAE, K={self.num_codes} codes, 7x7 grid)"
+        if self.kind == "vqvae2":
+            return (f"{self.name}  (two-level VQ-VAE: 2x2 top grid of {self.config.top_codes} "
+                    f"codes, 7x7 bottom grid of {self.num_codes})")
         return f"{self.name}  ({self.kind})"
 
 

@@ -39,7 +39,7 @@ from latentlab.evaluate import quick_metrics
 from latentlab.fit_prior import fit_prior
 from models import MODEL_KINDS
 
-__all__ = ["STEPS", "TrainConfig", "Trainer", "TrainingDiverged", "after_training",
+__all__ = ["STEPS", "VQ_KINDS", "TrainConfig", "Trainer", "TrainingDiverged", "after_training",
            "check_finite_weights", "device_description", "fit", "pick_device", "train_main"]
 DIVERGED = "Training diverged (NaN weights); lower the learning rate."
 
@@ -75,7 +75,7 @@ class TrainConfig:
     """
 
     dataset: str = "mnist"
-    model: str = "vae"                 # vae | vqvae | classifier
+    model: str = "vae"                 # vae | vqvae | vqvae2 | classifier
     epochs: int = 30
     batch_size: int = 128              # small enough for many updates per CPU minute
     lr: float = 2e-3                   # Adam; decays with a cosine to lr * min_lr_ratio
@@ -131,7 +131,15 @@ def vqvae_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float |
     return out.loss, logs
 
 
-STEPS: dict[str, Callable] = {"vae": vae_step, "classifier": classifier_step, "vqvae": vqvae_step}
+def vqvae2_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float | None) -> tuple:
+    out = model(x)
+    return out.loss, {"loss": out.loss, "recon": out.recon, "commitment": out.commitment,
+                      "perplexity_top": out.perplexity[0], "perplexity_bottom": out.perplexity[1]}
+
+
+STEPS: dict[str, Callable] = {"vae": vae_step, "classifier": classifier_step, "vqvae": vqvae_step,
+                              "vqvae2": vqvae2_step}
+VQ_KINDS = ("vqvae", "vqvae2")  # a code prior is fitted after the auto-encoder's epochs
 BINARIZED = {"vae"}  # Bernoulli decoders see binary pixels; the others see grey levels
 
 
@@ -167,7 +175,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             # the VQ-VAE's code prior is fitted after training, so its weights get no grads here
             self.model = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=ids, find_unused_parameters=self.kind == "vqvae")
+                self.model, device_ids=ids, find_unused_parameters=self.kind in VQ_KINDS)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.steps_per_epoch = max(1, (len(self.x) // self.world) // cfg.batch_size)
         total = cfg.epochs * self.steps_per_epoch
@@ -295,7 +303,7 @@ def after_training(trainer: Trainer, progress: bool = False,
     early: the model keeps the prior as far as it got (``prior_stopped_early`` in the
     metrics). Other kinds have nothing to do.
     """
-    if trainer.kind != "vqvae":
+    if trainer.kind not in VQ_KINDS:
         return {}
     return fit_prior(unwrap(trainer.model), trainer.x, seed=trainer.cfg.seed,
                      progress=progress and trainer.rank == 0, x_val=trainer.x_val,

@@ -2,7 +2,10 @@
 
 PSNR is taken over the whole test set, 10 log10(1 / MSE) with MSE the mean squared error
 over all test pixels (images in [0, 1], so the peak is 1); it is the PSNR of the set's MSE,
-not an average of per-image PSNRs.
+not an average of per-image PSNRs. A two-level VQ-VAE (``models.vqvae2``) gets its codebook
+numbers per level (``top_codebook_usage``, ``bottom_codebook_usage``, ...) and its prior's bits
+per code per level: the top's -log2 p(c_top) / 4 and the bottom's -log2 p(c_bot | c_top) / 49,
+with ``prior_test_nll_bits_per_code`` over all 53 codes and ``..._bits_per_image`` their sum.
 
 >>> from models.vqvae import VQVAE, VQVAEConfig
 >>> vq = VQVAE(VQVAEConfig(num_codes=8, code_dim=4, channels=4, prior_dim=16, prior_layers=1,
@@ -22,6 +25,7 @@ import torch
 
 from latentlab import data
 from models.quantizer import histogram_perplexity
+from models.vqvae2 import CELLS, TOP_CELLS, Codes
 
 SampleQualityFn = Callable[[torch.Tensor, str], dict]
 SWEEP_TEMPERATURES = (0.7, 0.8, 0.9)   # below 1: sharper, less diverse learned-prior samples
@@ -39,20 +43,21 @@ def _test_images(dataset: str, limit: int = 0) -> torch.Tensor:
 
 @torch.no_grad()
 def _encode_test_set(model, dataset: str, batch_size: int, limit: int = 0
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Squared error per test image (N,), the test code grids (N, 7, 7) and the
-    reconstructions (N, 1, 28, 28), in eval mode."""
+                     ) -> tuple[torch.Tensor, torch.Tensor | Codes, torch.Tensor]:
+    """Squared error per test image (N,), the test code grids (N, 7, 7) (a two-level model:
+    ``Codes``) and the reconstructions (N, 1, 28, 28), in eval mode."""
     x = _test_images(dataset, limit)
     device = model.device
     errors, grids, recons = [], [], []
     for xb in x.split(batch_size):
         xb = xb.to(device)
-        idx = model.encode_to_indices(xb)                                    # (b, 7, 7)
+        idx = model.encode_to_indices(xb)                                    # (b, 7, 7) or Codes
         x_hat = model.decode_indices(idx)                                    # (b, 1, 28, 28)
         errors.append((x_hat - xb).pow(2).flatten(1).mean(1).cpu())         # (b,)
-        grids.append(idx.cpu())
+        grids.append(idx.to("cpu"))
         recons.append(x_hat.cpu())
-    return torch.cat(errors), torch.cat(grids), torch.cat(recons)
+    joined = Codes.cat(grids) if isinstance(grids[0], Codes) else torch.cat(grids)
+    return torch.cat(errors), joined, torch.cat(recons)
 
 
 @torch.no_grad()
@@ -74,18 +79,55 @@ def _sample_images(model, n: int, prior: str, batch_size: int, seed: int,
 
 # ----------------------------------------------------------------------------- public API
 
-def _reconstruction_numbers(model, errors: torch.Tensor, grids: torch.Tensor) -> dict:
-    counts = torch.bincount(grids.flatten(), minlength=model.config.num_codes)  # (K,)
+def _mse_numbers(errors: torch.Tensor) -> dict:
     mse = errors.mean().item()
-    return {
-        "test_mse": round(mse, 6),
-        "test_psnr_db": round(10 * math.log10(1.0 / max(mse, 1e-12)), 3),
-        "codebook_usage": round((counts > 0).float().mean().item(), 4),
-        "codebook_perplexity": round(histogram_perplexity(counts).item(), 2),
-        "dead_codes": int((counts == 0).sum()),
-        "prior_test_nll_bits_per_code": round(prior_nll_bits_per_code(model.prior("learned"), grids), 4),
-        "uniform_prior_nll_bits_per_code": round(math.log2(model.config.num_codes), 4),
-    }
+    return {"test_mse": round(mse, 6),
+            "test_psnr_db": round(10 * math.log10(1.0 / max(mse, 1e-12)), 3)}
+
+
+def _usage_numbers(grids: torch.Tensor, num_codes: int, prefix: str = "") -> dict:
+    """Usage, perplexity and dead codes of one level's test-set code histogram."""
+    counts = torch.bincount(grids.flatten(), minlength=num_codes)            # (K,)
+    return {f"{prefix}codebook_usage": round((counts > 0).float().mean().item(), 4),
+            f"{prefix}codebook_perplexity": round(histogram_perplexity(counts).item(), 2),
+            f"{prefix}dead_codes": int((counts == 0).sum())}
+
+
+def _reconstruction_numbers(model, errors: torch.Tensor, grids: torch.Tensor | Codes) -> dict:
+    if isinstance(grids, Codes):
+        return _two_level_numbers(model, errors, grids)
+    return {**_mse_numbers(errors), **_usage_numbers(grids, model.config.num_codes),
+            "prior_test_nll_bits_per_code": round(prior_nll_bits_per_code(model.prior("learned"), grids), 4),
+            "uniform_prior_nll_bits_per_code": round(math.log2(model.config.num_codes), 4)}
+
+
+@torch.no_grad()
+def level_bits(prior, codes: Codes, batch_size: int = 1000) -> Codes:
+    """Mean -log2 p per code of each level: top -log2 p(c_top) / 4 and bottom
+    -log2 p(c_bot | c_top) / 49, as a ``Codes`` pair of floats."""
+    device = next(itertools.chain(prior.parameters(), prior.buffers())).device
+    top = bottom = 0.0
+    for i in range(0, codes.count, batch_size):
+        lp = prior.log_prob_per_level(codes.select(slice(i, i + batch_size)).to(device))
+        top, bottom = top + lp.top.sum().item(), bottom + lp.bottom.sum().item()
+    n = codes.count * math.log(2)
+    return Codes(-top / (n * TOP_CELLS), -bottom / (n * CELLS))
+
+
+def _two_level_numbers(model, errors: torch.Tensor, codes: Codes) -> dict:
+    """Per level: usage, perplexity, dead codes and bits per code; and over all 53 codes."""
+    cfg = model.config
+    learned = level_bits(model.prior("learned"), codes)
+    uniform = Codes(math.log2(cfg.top_codes), math.log2(cfg.num_codes))
+    out = {**_mse_numbers(errors), **_usage_numbers(codes.top, cfg.top_codes, "top_"),
+           **_usage_numbers(codes.bottom, cfg.num_codes, "bottom_")}
+    for name, bits in (("prior_test_nll", learned), ("uniform_prior_nll", uniform)):
+        out[f"{name}_bits_per_code_top"] = round(bits.top, 4)
+        out[f"{name}_bits_per_code_bottom"] = round(bits.bottom, 4)
+        per_image = TOP_CELLS * bits.top + CELLS * bits.bottom
+        out[f"{name}_bits_per_image"] = round(per_image, 2)
+        out[f"{name}_bits_per_code"] = round(per_image / (TOP_CELLS + CELLS), 4)
+    return out
 
 
 def reconstruction_metrics(model, dataset: str, batch_size: int = 1000, limit: int = 0) -> dict:
@@ -133,7 +175,7 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
     model.eval()
     errors, grids, recon = _encode_test_set(model, dataset, batch_size, limit)
     metrics = _reconstruction_numbers(model, errors, grids)
-    metrics["eval_n_test"] = len(grids)
+    metrics["eval_n_test"] = len(errors)
     if sample_quality_fn is None or n_samples <= 0:
         model.train(was_training)
         return metrics

@@ -47,10 +47,32 @@ TOP_CELLS, CELLS = TOP * TOP, GRID * GRID
 
 
 class Codes(NamedTuple):
-    """The two code grids of a batch: top (B, 2, 2) and bottom (B, 7, 7), both long."""
+    """The two code grids of a batch: top (B, 2, 2) and bottom (B, 7, 7), both long.
+
+    >>> c = Codes.cat([Codes(torch.zeros(2, 2, 2), torch.ones(2, 7, 7))] * 2)
+    >>> c.count, c.select(torch.tensor([0, 3])).bottom.shape
+    (4, torch.Size([2, 7, 7]))
+    """
 
     top: torch.Tensor
     bottom: torch.Tensor
+
+    @property
+    def count(self) -> int:
+        """How many pairs of grids (the batch size B)."""
+        return len(self.top)
+
+    def select(self, index: torch.Tensor) -> Codes:
+        """The pairs at ``index`` (a long tensor or a slice), both levels alike."""
+        return Codes(self.top[index], self.bottom[index])
+
+    def to(self, device: torch.device | str) -> Codes:
+        return Codes(self.top.to(device), self.bottom.to(device))
+
+    @staticmethod
+    def cat(parts: list[Codes]) -> Codes:
+        """Batches of pairs joined along the batch dimension."""
+        return Codes(torch.cat([p.top for p in parts]), torch.cat([p.bottom for p in parts]))
 
 
 @dataclass
@@ -81,6 +103,7 @@ class VQVAE2Config:
     prior_epochs: int = 10
     prior_lr: float = 2e-3
     prior_batch_size: int = 128
+    prior_augment_shift: int = 0   # refit on images moved by up to this many pixels per epoch
 
     def __post_init__(self):
         if min(self.num_codes, self.top_codes) < 2 or self.code_dim < 1 or self.channels < 1:
@@ -207,6 +230,49 @@ class HierarchicalCodePrior(nn.Module):
         return torch.cat(out, 1)
 
 
+class UniformLevelsPrior(nn.Module):
+    """Every top and bottom code independent and uniform: the derivation's prior, per level.
+
+    >>> prior = UniformLevelsPrior(num_codes=4, top_codes=2)
+    >>> lp = prior.log_prob_per_level(prior.sample(1))
+    >>> round(-lp.top.item() / math.log(2), 3), round(-lp.bottom.item() / math.log(2), 3)
+    (4.0, 98.0)
+    """
+
+    def __init__(self, num_codes: int, top_codes: int):
+        super().__init__()
+        self.num_codes, self.top_codes = num_codes, top_codes
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # tracks the device
+
+    def log_prob_per_level(self, codes: Codes) -> Codes:
+        """-4 log K_top and -49 log K for every pair: (B,) each."""
+        n, device = codes.count, codes.top.device
+        return Codes(torch.full((n,), -TOP_CELLS * math.log(self.top_codes), device=device),
+                     torch.full((n,), -CELLS * math.log(self.num_codes), device=device))
+
+    def log_prob(self, codes: Codes) -> torch.Tensor:
+        lp = self.log_prob_per_level(codes)
+        return lp.top + lp.bottom
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> Codes:
+        _check_temperature(temperature)
+        device = generator.device if generator is not None else self._anchor.device
+        top = torch.randint(self.top_codes, (n, TOP, TOP), generator=generator, device=device)
+        return self.sample_bottom(top.to(self._anchor.device), temperature, generator)
+
+    @torch.no_grad()
+    def sample_bottom(self, top: torch.Tensor, temperature: float = 1.0,
+                      generator: torch.Generator | None = None) -> Codes:
+        """Uniform bottoms: under this prior the top says nothing about the detail."""
+        _check_temperature(temperature)
+        device = generator.device if generator is not None else self._anchor.device
+        bottom = torch.randint(self.num_codes, (len(top), GRID, GRID), generator=generator,
+                               device=device)
+        return Codes(top, bottom.to(top.device))
+
+
 # ----------------------------------------------------------------------------- model
 
 class VQVAE2(nn.Module):
@@ -241,6 +307,7 @@ class VQVAE2(nn.Module):
                                                 config.prior_dim, config.prior_layers,
                                                 config.prior_heads, config.prior_dropout)
         self.code_prior.requires_grad_(False)  # fitted after the auto-encoder, as the VQ-VAE's
+        self.uniform_prior = UniformLevelsPrior(config.num_codes, config.top_codes)
 
     @property
     def device(self) -> torch.device:
@@ -277,18 +344,36 @@ class VQVAE2(nn.Module):
     @torch.no_grad()
     def decode_indices(self, codes: Codes) -> torch.Tensor:
         """Codes -> pixel values (B, 1, 28, 28) in [0, 1]."""
-        return self.decode(*self.indices_to_codes(codes)).clamp(0.0, 1.0)
+        return self.decode(*self.indices_to_codes(codes.to(self.device))).clamp(0.0, 1.0)
 
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0,
+    def encode_dataset(self, x: torch.Tensor, batch_size: int = 1000) -> Codes:
+        """All images (N, 1, 28, 28) -> Codes (N, 2, 2) and (N, 7, 7), batched, in eval mode."""
+        was_training = self.training
+        self.eval()
+        codes = Codes.cat([self.encode_to_indices(xb.to(self.device)).to("cpu")
+                           for xb in x.split(batch_size)])
+        self.train(was_training)
+        return codes.to(self.device)
+
+    def prior(self, kind: str = "learned") -> HierarchicalCodePrior | UniformLevelsPrior:
+        """The code prior over both levels: 'learned' (the transformer) or 'uniform'."""
+        if kind == "learned":
+            return self.code_prior
+        if kind == "uniform":
+            return self.uniform_prior
+        raise ValueError(f"prior must be 'learned' or 'uniform', not {kind!r}")
+
+    @torch.no_grad()
+    def sample(self, n: int, prior: str = "learned", temperature: float = 1.0,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images decoded from codes drawn from the hierarchical prior."""
-        return self.decode_indices(self.code_prior.sample(n, temperature, generator))
+        """n images (n, 1, 28, 28) decoded from code pairs drawn from a prior."""
+        return self.decode_indices(self.prior(prior).sample(n, temperature, generator))
 
     def sample_bottom(self, top: torch.Tensor, temperature: float = 1.0,
-                      generator: torch.Generator | None = None) -> Codes:
+                      generator: torch.Generator | None = None, prior: str = "learned") -> Codes:
         """A top grid (B, 2, 2) -> Codes with the bottom drawn from p(c_bot | c_top)."""
-        return self.code_prior.sample_bottom(top, temperature, generator)
+        return self.prior(prior).sample_bottom(top, temperature, generator)
 
     def forward(self, x: torch.Tensor) -> VQVAE2Output:
         h = self.encoder(self._check(x))                                     # (B, 2C, 7, 7)

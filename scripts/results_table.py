@@ -46,8 +46,31 @@ def vq_row(name: str, m: dict) -> str:
 
     return (f"| `{name}` | {_f(m.get('test_mse'), 4)} | {_f(m.get('test_psnr_db'))} "
             f"| {_f(m.get('codebook_usage'), 3)} | {_f(m.get('codebook_perplexity'), 1)} "
-            f"| {m.get('dead_codes', '-')} | {_f(m.get('prior_test_nll_bits_per_code'), 3)} "
+            f"| {m.get('dead_codes', '-')} | {_prior_bits(m)} "
             f"| {pair('confident_share', 3)} | {pair('frechet_distance', 1)} | {_minutes(m)} |")
+
+
+def _prior_bits(m: dict) -> str:
+    """The code prior's bits per code on training grids / validation grids / test grids."""
+    return " / ".join(_f(m.get(f"prior_{split}_nll_bits_per_code"), 3)
+                      for split in ("train", "val", "test"))
+
+
+def vq2_row(name: str, m: dict) -> str:
+    """A two-level VQ-VAE: reconstruction, each level's codebook and bits, sample quality."""
+    def level(prefix: str) -> str:
+        return (f"{_f(m.get(prefix + 'codebook_usage'), 3)} / "
+                f"{_f(m.get(prefix + 'codebook_perplexity'), 1)}")
+
+    bits = " / ".join(_f(m.get(f"prior_test_nll_bits_per_code_{lv}"), 3) for lv in ("top", "bottom"))
+    uniform = " / ".join(_f(m.get(f"uniform_prior_nll_bits_per_code_{lv}"), 1)
+                         for lv in ("top", "bottom"))
+    return (f"| `{name}` | {_f(m.get('test_mse'), 4)} | {_f(m.get('test_psnr_db'))} "
+            f"| {level('top_')} | {level('bottom_')} | {bits} ({uniform}) "
+            f"| {_f(m.get('prior_test_nll_bits_per_image'), 1)} | {_prior_bits(m)} "
+            f"| {_f(m.get('learned_prior_confident_share'), 3)} "
+            f"| {_f(m.get('reconstruction_confident_share'), 3)} "
+            f"| {_f(m.get('learned_prior_frechet_distance'), 1)} | {_minutes(m)} |")
 
 
 def vq_quality_row(name: str, m: dict) -> str:
@@ -129,7 +152,7 @@ def lecture_tables(models: dict[str, tuple[dict, dict]]) -> None:
 
 
 def main(root: str = "checkpoints") -> None:
-    rows = {"vae": [], "vqvae": [], "vq_quality": [], "classifier": []}
+    rows = {"vae": [], "vqvae": [], "vq_quality": [], "vqvae2": [], "classifier": []}
     lecture: dict[str, tuple[dict, dict]] = {}
     for path in sorted(Path(root).iterdir()):
         try:
@@ -146,6 +169,9 @@ def main(root: str = "checkpoints") -> None:
         elif kind == "vqvae":
             rows["vqvae"].append(vq_row(path.name, m))
             rows["vq_quality"].append(vq_quality_row(path.name, m))
+        elif kind == "vqvae2":
+            rows["vqvae2"].append(vq2_row(path.name, m))
+            rows["vq_quality"].append(vq_quality_row(path.name, m))
         elif kind == "classifier":
             rows["classifier"].append(
                 f"| `{path.name}` | {_f(100 * m['test_accuracy'])} % | {_minutes(m)} |")
@@ -155,7 +181,7 @@ def main(root: str = "checkpoints") -> None:
     print("\n".join(rows["vae"]))
     if rows["vqvae"]:
         print("\n| model | test MSE | PSNR (dB) | codebook usage | perplexity | dead codes "
-              "| prior bits/code | confident share learned / uniform "
+              "| prior bits/code train / val / test | confident share learned / uniform "
               "| Frechet learned / uniform | train min |")
         print("|---|---|---|---|---|---|---|---|---|---|")
         print("\n".join(rows["vqvae"]))
@@ -164,6 +190,13 @@ def main(root: str = "checkpoints") -> None:
               + " | uniform prior | reconstructions | real test images |")
         print("|---" * (4 + len(SWEEP)) + "|---|")
         print("\n".join(rows["vq_quality"]))
+    if rows["vqvae2"]:
+        print("\n| two-level model | test MSE | PSNR (dB) | top usage / perplexity "
+              "| bottom usage / perplexity | test bits/code top / bottom (uniform) "
+              "| bits/image | bits/code train / val / test | confident share, learned prior "
+              "| reconstructions | Frechet dist. | train min |")
+        print("|---" * 12 + "|")
+        print("\n".join(rows["vqvae2"]))
     print("\n| classifier | test accuracy | train min |\n|---|---|---|")
     print("\n".join(rows["classifier"]))
     lecture_tables(lecture)

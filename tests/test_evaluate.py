@@ -156,6 +156,32 @@ def test_vqvae_evaluation_reports_all_metrics_on_a_subset():
     assert seen == [7] * 5 + [40] * 2
 
 
+def test_two_level_vqvae_evaluation_reports_each_level():
+    from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
+
+    x = data.load_split("mnist", train=False)[0][:64]
+    model = VQVAE2(VQVAE2Config(num_codes=16, top_codes=4, code_dim=8, channels=4, prior_dim=16,
+                                prior_layers=1, prior_heads=2))
+    model.train()(x)
+    m = evaluate_model(model, "vqvae2", "mnist", EvalConfig(limit=40, samples=5, progress=False),
+                       quality_fn=fake_quality)
+    codes = model.encode_to_indices(x[:40])
+    for level, k, grids in (("top", 4, codes.top), ("bottom", 16, codes.bottom)):
+        used = len(grids.unique())
+        assert m[f"{level}_codebook_usage"] == round(used / k, 4)
+        assert m[f"{level}_dead_codes"] == k - used
+        assert m[f"uniform_prior_nll_bits_per_code_{level}"] == math.log2(k)
+    lp = model.prior("learned").log_prob_per_level(Codes(codes.top, codes.bottom))
+    top_bits = -lp.top.mean().item() / 4 / math.log(2)
+    bottom_bits = -lp.bottom.mean().item() / 49 / math.log(2)
+    assert m["prior_test_nll_bits_per_code_top"] == pytest.approx(top_bits, abs=1e-3)
+    assert m["prior_test_nll_bits_per_code_bottom"] == pytest.approx(bottom_bits, abs=1e-3)
+    assert m["prior_test_nll_bits_per_code"] == pytest.approx(
+        (4 * top_bits + 49 * bottom_bits) / 53, abs=1e-3)
+    assert m["uniform_prior_nll_bits_per_image"] == 4 * 2 + 49 * 4
+    assert m["learned_prior_confident_share"] == 0.5 and m["eval_n_test"] == 40
+
+
 def test_unknown_kind_and_bad_options_fail_early(tmp_path):
     with pytest.raises(ValueError, match="no evaluation"):
         evaluate_model(torch.nn.Linear(1, 1), "gan", "mnist", EvalConfig())

@@ -208,3 +208,40 @@ def test_augmented_fit_sees_fresh_grids_every_epoch():
     assert out["prior_chosen_epoch"] in (1, 2, 3)
     with pytest.raises(ValueError, match="prior_augment_shift"):
         tiny(prior_augment_shift=5)
+
+
+# ----------------------------------------------------------------------------- two levels
+
+def tiny2() -> torch.nn.Module:
+    from models.vqvae2 import VQVAE2, VQVAE2Config
+
+    return VQVAE2(VQVAE2Config(num_codes=16, top_codes=4, code_dim=8, channels=4, prior_dim=16,
+                               prior_layers=1, prior_heads=2, prior_epochs=2,
+                               prior_dropout=0.0))
+
+
+def test_fit_prior_fits_both_levels_of_a_two_level_model_on_validation():
+    torch.manual_seed(0)
+    model = tiny2()
+    model.train()(torch.rand(32, 1, 28, 28))                             # k-means initialises
+    x = data.load_split("mnist", train=True)[0][:256]
+    before = model.code_prior.nll_per_code(model.encode_dataset(x)).item()
+    out = fit_prior(model, x, x_val=data.load_split("mnist", train=True)[0][-64:])
+    after = model.code_prior.nll_per_code(model.encode_dataset(x)).item()
+    assert after < before and out["prior_train_grids"] == 256 and out["prior_val_grids"] == 64
+    assert [h["epoch"] for h in out["prior_val_history"]] == [1, 2]
+    assert out["prior_val_rule"] == "lowest validation NLL (the last 64 training images)"
+    assert not any(p.requires_grad for p in model.code_prior.parameters())
+
+
+def test_refit_keeps_a_two_level_auto_encoder_and_its_kind(tmp_path):
+    model = tiny2().eval()
+    save_checkpoint(tmp_path / "vq2", model, "vqvae2", model.config, {"train_wall_time_s": 10.0})
+    metrics = refit_prior(tmp_path / "vq2", {"prior_epochs": 1}, subset=64, val_size=32)
+    new, info = load_checkpoint(tmp_path / "vq2")
+    assert info.kind == "vqvae2" and info.config.prior_epochs == 1
+    for name, value in model.state_dict().items():
+        if not name.startswith("code_prior."):
+            assert torch.equal(value, new.state_dict()[name]), name
+    assert {"top_codebook_usage", "prior_test_nll_bits_per_code_top",
+            "prior_test_nll_bits_per_code_bottom"} <= set(metrics)

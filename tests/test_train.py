@@ -173,3 +173,20 @@ def test_a_model_whose_weights_become_nan_is_not_saved(tmp_path, monkeypatch):
         train_main(["--model", "vae", "--latent-dim", "2", "--epochs", "1", "--val-size", "100",
                     "--out", str(out), *TINY])
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_two_level_vqvae_cli_trains_both_levels_and_fits_the_hierarchical_prior(tmp_path):
+    out = tmp_path / "mnist-vqvae2-tiny"
+    train_main(["--model", "vqvae2", "--top-codes", "4", "--epochs", "2", "--subset", "256",
+                "--batch-size", "64", "--val-size", "128", "--keep-best", "true",
+                "--prior-epochs", "1", "--no-progress", "--out", str(out), *VQ_FLAGS])
+    model, info = load_checkpoint(out)
+    m = info.metrics
+    assert info.kind == "vqvae2" and info.config.top_codes == 4
+    assert {"perplexity_top", "perplexity_bottom", "val_recon"} <= set(m["final_epoch"])
+    assert m["val_chosen_epoch"] in (1, 2) and m["prior_train_grids"] == 256
+    assert m["prior_val_grids"] == 128
+    for level, k in (("top", 4), ("bottom", 16)):
+        assert 0 < m[f"{level}_codebook_usage"] <= 1
+        assert m[f"uniform_prior_nll_bits_per_code_{level}"] == math.log2(k)
+    assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 28, 28)

@@ -5,7 +5,14 @@ import math
 import pytest
 import torch
 
-from models.vqvae2 import TOP_CELLS, VQVAE2, Codes, HierarchicalCodePrior, VQVAE2Config
+from models.vqvae2 import (
+    TOP_CELLS,
+    VQVAE2,
+    Codes,
+    HierarchicalCodePrior,
+    UniformLevelsPrior,
+    VQVAE2Config,
+)
 
 TINY = {"num_codes": 16, "top_codes": 4, "code_dim": 8, "channels": 4, "prior_dim": 16,
         "prior_layers": 1, "prior_heads": 2, "prior_dropout": 0.0}
@@ -102,3 +109,41 @@ def test_bad_grids_and_configs_are_refused():
                              torch.zeros(1, 7, 7, dtype=torch.long)))
     with pytest.raises(ValueError, match="divisible"):
         VQVAE2Config(prior_dim=10, prior_heads=4)
+
+
+def test_codes_helpers_select_move_and_join_both_levels():
+    codes = Codes(torch.arange(12).view(3, 2, 2), torch.arange(147).view(3, 7, 7))
+    picked = codes.select(torch.tensor([2, 0]))
+    assert picked.count == 2 and torch.equal(picked.top[0], codes.top[2])
+    assert torch.equal(picked.bottom[1], codes.bottom[0])
+    joined = Codes.cat([codes, picked])
+    assert joined.count == 5 and torch.equal(joined.bottom[3], codes.bottom[2])
+
+
+def test_uniform_prior_scores_every_pair_alike_and_draws_all_codes():
+    prior = UniformLevelsPrior(num_codes=16, top_codes=4)
+    codes = prior.sample(2000, generator=torch.Generator().manual_seed(0))
+    lp = prior.log_prob_per_level(codes)
+    assert torch.allclose(lp.top, torch.full((2000,), -4 * math.log(4)))
+    assert torch.allclose(lp.bottom, torch.full((2000,), -49 * math.log(16)))
+    assert set(codes.top.unique().tolist()) == set(range(4))
+    assert set(codes.bottom.unique().tolist()) == set(range(16))
+    kept = prior.sample_bottom(codes.top[:3])
+    assert torch.equal(kept.top, codes.top[:3])
+
+
+@pytest.mark.parametrize("kind", ["learned", "uniform"])
+def test_model_samples_from_either_prior_and_refuses_others(model, kind):
+    images = model.eval().sample(3, prior=kind, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (3, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    with pytest.raises(ValueError, match="learned' or 'uniform"):
+        model.prior("flow")
+
+
+def test_encode_dataset_matches_encoding_batch_by_batch(model):
+    model.train()(torch.rand(16, 1, 28, 28))                            # k-means initialises
+    x = torch.rand(10, 1, 28, 28)
+    codes = model.encode_dataset(x, batch_size=3)
+    direct = model.eval().encode_to_indices(x)
+    assert torch.equal(codes.top, direct.top) and torch.equal(codes.bottom, direct.bottom)
+    assert model.train().encode_dataset(x).count == 10 and model.training  # mode kept

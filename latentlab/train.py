@@ -133,7 +133,8 @@ def vqvae_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float |
 
 def vqvae2_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float | None) -> tuple:
     out = model(x)
-    return out.loss, {"loss": out.loss, "recon": out.recon, "commitment": out.commitment,
+    return out.loss, {"loss": out.loss, "recon": out.recon, "top_recon": out.top_recon,
+                      "commitment": out.commitment,
                       "perplexity_top": out.perplexity[0], "perplexity_bottom": out.perplexity[1]}
 
 

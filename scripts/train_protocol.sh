@@ -5,7 +5,7 @@
 #           the epoch with the lowest validation loss kept
 #   priors  the two shipped VQ-VAEs' code priors refitted (their epochs had been chosen on
 #           test): with dropout, 12 epochs, on freshly shifted training images every epoch
-#   vqvae2  the two-level VQ-VAE (2x2 top, 7x7 bottom) on MNIST, 6 epochs with the best
+#   vqvae2  the two-level VQ-VAE (2x2 top, 7x7 bottom) on MNIST, 8 epochs with the best
 #           validation epoch kept, then its hierarchical code prior (8 epochs, chosen on
 #           validation); about 45 min on one core
 # Usage: scripts/train_protocol.sh flow|priors|vqvae2   (priors: two lanes, one thread each)
@@ -18,7 +18,7 @@ case "${1:-}" in
         --latent-dim 16 --epochs 64 --kl-warmup-epochs 3 --val-size 10000 --keep-best true \
         --out checkpoints/mnist-flow-z16-val ;;
   vqvae2)
-    $py -m latentlab.train --threads 1 --no-progress --dataset mnist --model vqvae2 --epochs 6 \
+    $py -m latentlab.train --threads 1 --no-progress --dataset mnist --model vqvae2 --epochs 8 \
         --val-size 10000 --keep-best true --prior-epochs 8 --out checkpoints/mnist-vqvae2 ;;
   priors)
     for name in mnist-vqvae fashion-vqvae; do  # two lanes of one thread each

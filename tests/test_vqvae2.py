@@ -55,7 +55,7 @@ def test_a_few_steps_lower_the_loss(model):
         x[i, 0, 4 + 4 * r: 12 + 4 * r, 2 + 6 * c: 6 + 6 * c] = 1.0
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(60):
+    for _ in range(120):
         out = model.train()(x)
         opt.zero_grad()
         out.loss.backward()
@@ -147,3 +147,23 @@ def test_encode_dataset_matches_encoding_batch_by_batch(model):
     direct = model.eval().encode_to_indices(x)
     assert torch.equal(codes.top, direct.top) and torch.equal(codes.bottom, direct.bottom)
     assert model.train().encode_dataset(x).count == 10 and model.training  # mode kept
+
+
+def test_the_top_alone_is_decoded_and_trained_only_with_a_top_weight():
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 28, 28)
+    weighted = VQVAE2(VQVAE2Config(**TINY, top_weight=0.5)).train()
+    out = weighted(x)
+    assert out.top_recon > 0
+    assert out.loss.item() == pytest.approx(
+        out.recon.item() + 0.5 * out.top_recon.item() + 0.25 * out.commitment.item(), rel=1e-5)
+    codes = weighted.eval().encode_to_indices(x)
+    coarse = weighted.decode_top(codes.top)
+    zeros = torch.zeros(4, TINY["code_dim"], 7, 7)
+    want = weighted.decoder(torch.cat([zeros, weighted._top_features(
+        weighted.top_quantizer.indices_to_codes(codes.top))], 1)).clamp(0, 1)
+    assert coarse.shape == (4, 1, 28, 28) and torch.allclose(coarse, want)
+    plain = VQVAE2(VQVAE2Config(**TINY, top_weight=0.0)).train()(x)
+    assert plain.top_recon == 0
+    with pytest.raises(ValueError, match="top_weight"):
+        VQVAE2Config(top_weight=-1.0)

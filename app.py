@@ -111,7 +111,8 @@ HEAVY_ID = "heavy"
 # event, eight computations fought over two cores (and the GIL) while the event loop waited
 # to serve uploads and results. Under 100 students (benchmarks/bench_load.py, same seeds)
 # p95 went from 1.7-2.4 s to 0.6 s and the server's CPU per request from 53 to 43 ms.
-CLASS_EVENTS = ("reconstruct", "sample", "interpolate", "code_sample_learned")
+CLASS_EVENTS = ("reconstruct", "sample", "interpolate", "code_sample_learned", "levels_sample",
+                "levels_redraw_bottom", "levels_top_edit", "levels_same_top")
 CLASS_ID, CLASS_WORKERS = "class", 2
 
 

@@ -115,6 +115,27 @@ $\|\mathrm{sg}[z_e] - e\|^2 + \beta\,\|z_e - \mathrm{sg}[e]\|^2$, which pull cod
 outputs towards each other.
 """
 
+CODE_LEVELS = r"""
+A **hierarchical VQ-VAE** (the lectures' VQ-VAE-2, at MNIST scale) has two code grids: a
+**top** grid $c^{\text{top}} \in \{0,\dots,K_{\text{top}}-1\}^{2\times 2}$ for *global*
+information and a **bottom** grid $c^{\text{bot}} \in \{0,\dots,K-1\}^{7\times 7}$ for *local*
+information. The bottom encoder sees the decoded top, so the bottom codes carry what the top
+leaves open; the decoder sees both. The learned prior factorises over the levels,
+$$p_\lambda(c^{\text{top}}, c^{\text{bot}}) = p_\lambda(c^{\text{top}})\;
+p_\lambda(c^{\text{bot}} \mid c^{\text{top}}),$$
+one causal transformer over the 4 top cells followed by the 49 bottom cells.
+
+* **Edit a top code**: the bottom grid is redrawn from $p_\lambda(c^{\text{bot}} \mid c^{\text{top}})$
+  and the image changes as a whole (another digit, slant or width).
+* **Edit a bottom code**: only that neighbourhood of the image changes.
+* **Same top, other bottoms**: eight draws of the bottom for one top; what they share is global.
+* **The top alone**: the decoder fed the top and zeros for the bottom (training asks it to
+  reconstruct the image from the top alone too, so the top has to carry the global form).
+
+The bits under the picture are the code lengths $-\log_2 p_\lambda$ of each level, beside the
+uniform prior's $4\log_2 K_{\text{top}}$ and $49\log_2 K$.
+"""
+
 LATENT = r"""
 **Aggregated posterior vs prior.** Each dot is the posterior mean $\mu_\phi(x)$ of a test image,
 coloured by its class: together they trace $q_{\text{agg}}(z)$. Black rings are samples from the

@@ -20,14 +20,17 @@ OWN_ENDPOINTS = {
     "/prepare", "/reconstruct", "/sample", "/interpolate", "/code_encode", "/code_decode",
     "/code_paint", "/code_regenerate", "/code_sample_uniform", "/code_sample_learned",
     "/code_atlas", "/latent_space", "/latent_space_b", "/latent_decode", "/umap_recompute",
-    "/list_models",
+    "/list_models", "/levels_decode", "/levels_sample", "/levels_redraw_bottom",
+    "/levels_same_top", "/levels_encode",
 }
 PUBLIC_SHAPES = {  # api name -> (inputs, outputs)
     "prepare": (1, 1), "reconstruct": (5, 7), "sample": (6, 2), "interpolate": (7, 5),
     "code_encode": (2, 1), "code_decode": (3, 3), "code_paint": (4, 1), "code_regenerate": (5, 1),
     "code_sample_uniform": (3, 1), "code_sample_learned": (3, 1), "code_atlas": (3, 2),
     "latent_space": (4, 6), "latent_space_b": (4, 6), "latent_decode": (6, 3),
-    "umap_recompute": (2, 1), "list_models": (0, 2),
+    "umap_recompute": (2, 1), "list_models": (0, 2), "levels_decode": (3, 5),
+    "levels_sample": (3, 2), "levels_redraw_bottom": (4, 1), "levels_same_top": (4, 1),
+    "levels_encode": (2, 2),
 }
 
 
@@ -218,6 +221,31 @@ def test_every_endpoint_through_gradio_client(client, tmp_path):
     assert "mnist-broken" in status and len(models["data"]) >= 6
 
 
+def test_two_level_endpoints_through_gradio_client(client):
+    """The hierarchical VQ-VAE's section: sample a pair, decode it, redraw the bottom for its
+    top, eight bottoms for one top, encode an image."""
+    from gradio_client import handle_file
+
+    def table(rows: list) -> dict:
+        return {"headers": [str(c) for c in range(len(rows))], "data": rows}
+
+    top, bottom = client.predict("mnist-vqvae2", 1.0, 0, api_name="/levels_sample")
+    assert len(top["data"]) == 2 and len(bottom["data"]) == 7
+    assert all(0 <= c < 8 for row in top["data"] for c in row)
+    decoded, coarse, top_map, bottom_map, info = client.predict(
+        table(top["data"]), table(bottom["data"]), "mnist-vqvae2", api_name="/levels_decode")
+    assert Image.open(decoded).size == Image.open(coarse).size == (224, 224)
+    assert "p(top)" in info and "p(bottom | top)" in info
+    new = client.predict("mnist-vqvae2", table(top["data"]), 1.0, 5,
+                         api_name="/levels_redraw_bottom")
+    assert len(new["data"]) == 7 and new["data"] != bottom["data"]
+    strip = client.predict("mnist-vqvae2", table(top["data"]), 1.0, 0, api_name="/levels_same_top")
+    assert Image.open(strip).size[0] > 8 * 28 * 3
+    top2, bottom2 = client.predict(handle_file(str(EXAMPLE)), "mnist-vqvae2",
+                                   api_name="/levels_encode")
+    assert len(top2["data"]) == 2 and len(bottom2["data"]) == 7
+
+
 @pytest.mark.parametrize("endpoint, args, message", [
     ("/reconstruct", ("IMG", ["mnist-vae-z2"], 0, 0, "threshold"), "minimum|between"),
     ("/reconstruct", ("IMG", ["mnist-vae-z2"], 10, -5, "threshold"), "minimum|between"),
@@ -233,6 +261,12 @@ def test_every_endpoint_through_gradio_client(client, tmp_path):
     ("/code_paint", ({"headers": [str(c) for c in range(7)], "data": [[1] * 7] * 7},
                      "mnist-vqvae", "9,9", 1), "between 0 and 6"),
     ("/latent_decode", ("mnist-vae-z2", "auto", None, 1.0, 100, 0), "coordinates"),
+    ("/levels_decode", ({"headers": ["0", "1"], "data": [[0, 99], [0, 0]]},
+                        {"headers": [str(c) for c in range(7)], "data": [[0] * 7] * 7},
+                        "mnist-vqvae2"), r"top grid: .*outside \[0, 8\)"),
+    ("/levels_redraw_bottom", ("mnist-vqvae2", {"headers": ["0", "1"], "data": [[0, 0], [0, 0]]},
+                               99.0, 0), "maximum|temperature"),
+    ("/levels_sample", ("mnist-vqvae", 1.0, 0), "needs one of: vqvae2"),
     ("/umap_recompute", ("mnist-vae-z2", "(none)"), "more than 2 latent dims"),
 ])
 def test_bad_input_gives_a_clear_message_and_the_app_stays_up(client, endpoint, args, message):

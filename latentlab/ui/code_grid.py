@@ -12,6 +12,7 @@ from latentlab import explain
 from latentlab.errors import UserError
 from latentlab.inputs import TEMPERATURE
 from latentlab.registry import ModelRegistry
+from latentlab.ui.code_levels import build_code_levels
 from latentlab.ui.common import (
     LOG,
     InputApi,
@@ -200,11 +201,13 @@ def build_code_grid(registry: ModelRegistry, datasets: list[str], ds0: str,
                api_visibility="private")
     w.atlas.select(fn["atlas_click"], [w.model], [w.code], api_name="code_pick",
                    api_visibility="private")
+    levels = build_code_levels(registry, ds0, w.panel.seen, tab)
     events = wire_input(w.panel, w.dataset, InputApi("code", "code_upload"))
     for source, event in events.items():
         public = source == "upload"
         event.success(fn["encode"], [w.panel.seen, w.model], [w.grid],
                       api_name="code_encode" if public else f"code_encode_{source}",
                       api_visibility="public" if public else "private")
-    return CodeGridHandles("code", w.dataset, [(w.model, mv.CODE_GRID)], [w.panel], None,
-                           w.model, w.grid)
+    return CodeGridHandles("code", w.dataset, [(w.model, mv.CODE_GRID),
+                                               (levels.model, mv.CODE_LEVELS)],
+                           [w.panel], None, w.model, w.grid)

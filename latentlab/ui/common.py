@@ -176,10 +176,10 @@ def explanation(text: str) -> None:
         gr.Markdown(text, latex_delimiters=explain.LATEX)
 
 
-def seed_box(value: int = 0) -> gr.Number:
+def seed_box(value: int = 0, elem_id: str | None = None) -> gr.Number:
     # precision=None: Gradio would round an API user's 2.5 silently; the view refuses it
     return gr.Number(value=value, precision=None, minimum=0, maximum=MAX_SEED, label="Seed",
-                     info=SEED_INFO)
+                     info=SEED_INFO, elem_id=elem_id)
 
 
 def model_picker(p: Picker, label: str, multiselect: bool = False) -> gr.Dropdown:

@@ -159,7 +159,9 @@ class LinkOpener:
     def _fill(self, t: Target, v: view.View, out: dict) -> list[str]:
         ds = v.dataset or self.datasets[0]
         pickers = [mv.picker(self.registry, ds, spec) for _, spec in t.handles.pickers]
-        allowed = [name for _, name in pickers[0].choices]
+        # a multi-select tab lists its models in one picker; otherwise each picker may list
+        # other kinds (the Code grid tab: VQ-VAEs, then two-level VQ-VAEs)
+        allowed = [name for p in pickers[: 1 if t.multiselect else None] for _, name in p.choices]
         limit = view.MAX_MODELS if t.multiselect else len(pickers)
         kept, notes = view.allowed_models(v, allowed, limit)
         if v.dataset:
@@ -168,9 +170,14 @@ class LinkOpener:
                 out[p.gallery] = gr.Gallery(value=examples.example_items(ds))
                 out[p.seen] = examples.first_example(ds, p.example or 0)
         if v.dataset or kept:
-            for i, ((dd, _), p) in enumerate(zip(t.handles.pickers, pickers, strict=True)):
-                value = (kept or p.value) if t.multiselect else (
-                    kept[i] if i < len(kept) else p.value)
+            left = list(kept)
+            for (dd, _), p in zip(t.handles.pickers, pickers, strict=True):
+                if t.multiselect:
+                    value = kept or p.value
+                else:  # the first of the link's models that this picker lists
+                    value = next((m for m in left if m in {n for _, n in p.choices}), p.value)
+                    if value in left:
+                        left.remove(value)
                 out[dd] = gr.Dropdown(choices=p.choices, value=value, multiselect=t.multiselect)
         for name, widget in t.widgets.items():
             if getattr(v, name) is not None:

@@ -66,7 +66,7 @@ def _cell_int(value: Any, r: int, c: int, num_codes: int) -> int:
     return int(f)
 
 
-def _rows(value: Any) -> list:
+def _rows(value: Any, size: int = GRID) -> list:
     """Lists, numpy, a DataFrame, Gradio's {"data": ...} or text -> a list of rows."""
     if value is None:
         raise InputError("no code grid yet: encode an image or sample a grid first")
@@ -78,20 +78,20 @@ def _rows(value: Any) -> list:
         value = [row.replace(",", " ").split() for row in value.strip().splitlines() if row.strip()]
     rows = value.tolist() if isinstance(value, np.ndarray) else value
     if not isinstance(rows, (list, tuple)) or not all(isinstance(r, (list, tuple)) for r in rows):
-        raise InputError("the code grid must be a table of 7 rows of 7 whole numbers")
+        raise InputError(f"the code grid must be a table of {size} rows of {size} whole numbers")
     return rows
 
 
-def parse_code_grid(value: Any, num_codes: int) -> np.ndarray:
-    """A 7x7 table of code indices -> (7, 7) int64.
+def parse_code_grid(value: Any, num_codes: int, size: int = GRID) -> np.ndarray:
+    """A size x size table of code indices (7x7 unless told) -> (size, size) int64.
 
     Raises InputError naming the first bad cell: wrong shape, not a whole number, or an
     index outside [0, K).
     """
-    rows = _rows(value)
-    if len(rows) != GRID or any(len(r) != GRID for r in rows):
-        raise InputError(f"the code grid must be 7 rows x 7 columns, got {len(rows)} rows "
-                         f"of lengths {sorted({len(r) for r in rows})}")
+    rows = _rows(value, size)
+    if len(rows) != size or any(len(r) != size for r in rows):
+        raise InputError(f"the code grid must be {size} rows x {size} columns, got {len(rows)} "
+                         f"rows of lengths {sorted({len(r) for r in rows})}")
     return np.array([[_cell_int(v, r, c, num_codes) for c, v in enumerate(row)]
                      for r, row in enumerate(rows)], dtype=np.int64)
 

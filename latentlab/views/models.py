@@ -90,6 +90,7 @@ RECONSTRUCT = PickerSpec(GENERATIVE, lambda r, ds: default_models(r, ds, with_vq
 SAMPLE = PickerSpec(GENERATIVE, lambda r, ds: default_models(r, ds))
 INTERPOLATE = PickerSpec(GENERATIVE, lambda r, ds: default_models(r, ds))
 CODE_GRID = PickerSpec(("vqvae",), lambda r, ds: first_of(r, ds, ("vqvae",)))
+CODE_LEVELS = PickerSpec(("vqvae2",), lambda r, ds: first_of(r, ds, ("vqvae2",)))
 LATENT_A = PickerSpec(GENERATIVE, lambda r, ds: latent_pair(r, ds)[0])
 LATENT_B = PickerSpec(GENERATIVE, lambda r, ds: latent_pair(r, ds)[1] or NONE, allow_none=True)
 
@@ -118,7 +119,7 @@ def describe(registry: ModelRegistry) -> list[dict]:
         d = {"name": e.name, "kind": e.kind, "dataset": e.dataset}
         if e.kind == "vae":
             d.update(latent_dim=e.latent_dim, prior=e.prior)
-        if e.kind == "vqvae":
+        if e.kind in ("vqvae", "vqvae2"):
             d.update(num_codes=e.num_codes)
         d.update({k: e.metrics[k] for k in METRIC_KEYS if k in e.metrics})
         out.append(d)

@@ -235,6 +235,7 @@ def test_two_level_endpoints_through_gradio_client(client):
     decoded, coarse, top_map, bottom_map, info = client.predict(
         table(top["data"]), table(bottom["data"]), "mnist-vqvae2", api_name="/levels_decode")
     assert Image.open(decoded).size == Image.open(coarse).size == (224, 224)
+    assert Image.open(top_map).size[0] < Image.open(bottom_map).size[0] + 40   # both ~ 250 px
     assert "p(top)" in info and "p(bottom | top)" in info
     new = client.predict("mnist-vqvae2", table(top["data"]), 1.0, 5,
                          api_name="/levels_redraw_bottom")

@@ -83,11 +83,12 @@ def _info(model: VQVAE2, codes: Codes) -> str:
     lp = model.prior("learned").log_prob_per_level(codes)
     top, bottom = -lp.top.item() / math.log(2), -lp.bottom.item() / math.log(2)
     kt, kb = model.config.top_codes, model.config.num_codes
-    return (f"**−log₂ p(top)** = **{top:.1f} bits** for 4 codes (uniform prior: 4·log₂ {kt} = "
-            f"{TOP_CELLS * math.log2(kt):.0f}); **−log₂ p(bottom | top)** = **{bottom:.1f} "
-            f"bits** for 49 codes (uniform: 49·log₂ {kb} = {CELLS * math.log2(kb):.0f}). "
-            "The few top codes carry the global form; the many bottom codes, given the top, "
-            "cost fewer bits each.")
+    return (f"**−log₂ p(top)** = **{top:.1f} bits** for 4 codes, {top / TOP_CELLS:.2f} per code "
+            f"(uniform prior: 4·log₂ {kt} = {TOP_CELLS * math.log2(kt):.0f}); "
+            f"**−log₂ p(bottom | top)** = **{bottom:.1f} bits** for 49 codes, "
+            f"{bottom / CELLS:.2f} per code (uniform: 49·log₂ {kb} = "
+            f"{CELLS * math.log2(kb):.0f}). Fewer bits = the learned prior finds the grid more "
+            "typical.")
 
 
 # ----------------------------------------------------------------------------- actions

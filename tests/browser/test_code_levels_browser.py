@@ -10,8 +10,9 @@ DECODED, STRIP = "#ll-levels-decoded img", "#ll-levels-same-top img"
 
 def _grid(page, table: str, size: int) -> list[list[str]]:
     cell = '{} [data-testid="cell-{}-{}"]'
-    return [[page.locator(cell.format(table, r, c)).inner_text().strip() for c in range(size)]
-            for r in range(size)]
+    # a cell's text is its value, then the cell menu's "⋮" on the next line
+    return [[page.locator(cell.format(table, r, c)).inner_text().split("\n")[0].strip()
+             for c in range(size)] for r in range(size)]
 
 
 def _src(page, selector: str) -> str:
@@ -41,10 +42,13 @@ def _wait_table_changed(page, table: str, old: list[list[str]]) -> None:
 
 
 def test_a_top_edit_redraws_the_bottom_and_a_bottom_edit_does_not_touch_the_top(open_page):
-    p = open_tab(open_page, "codegrid", DECODED)
+    p = open_tab(open_page, "codegrid", "#ll-code-decoded img")
     page = p.page
     page.locator("#ll-top-table").scroll_into_view_if_needed()
+    page.wait_for_selector(DECODED)     # lazy images load once scrolled to
+    page.locator(STRIP).scroll_into_view_if_needed()
     page.wait_for_selector(STRIP)
+    page.locator("#ll-top-table").scroll_into_view_if_needed()
     top, bottom = _grid(page, "#ll-top-table", 2), _grid(page, "#ll-bottom-table", 7)
     image, strip = _src(page, DECODED), _src(page, STRIP)
     assert "p(top)" in page.locator("#ll-levels-info").inner_text()

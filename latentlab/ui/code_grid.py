@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from latentlab.ui.common import (
     InputApi,
     InputPanel,
     TabHandles,
+    code_table,
     explanation,
     friendly,
     ignore_repeats,
@@ -38,19 +38,6 @@ class CodeGridHandles(TabHandles):
 
     model: gr.Dropdown | None = None
     grid: gr.Dataframe | None = None
-
-
-def code_table() -> gr.Dataframe:
-    """An editable 7x7 table of integers; rows and columns cannot be added."""
-    empty = [[0] * view.GRID for _ in range(view.GRID)]
-    with warnings.catch_warnings():  # (n, "fixed") is the only way to pin the size in Gradio 6.x
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return gr.Dataframe(value=empty, headers=[str(c) for c in range(view.GRID)],
-                            datatype="number", type="array", row_count=(view.GRID, "fixed"),
-                            column_count=(view.GRID, "fixed"), interactive=True,
-                            show_row_numbers=False, label="Code grid (edit any cell)",
-                            elem_id="ll-code-table",
-                            scale=3)
 
 
 class Adapters:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,20 +11,16 @@ import gradio as gr
 from latentlab import explain
 from latentlab.inputs import TEMPERATURE
 from latentlab.registry import ModelRegistry
-from latentlab.ui.common import friendly, ignore_repeats, model_picker, seed_box, unpack
+from latentlab.ui.common import (
+    code_table,
+    friendly,
+    ignore_repeats,
+    model_picker,
+    seed_box,
+    unpack,
+)
 from latentlab.views import code_levels as view
 from latentlab.views import models as mv
-
-
-def _table(size: int, label: str, elem_id: str) -> gr.Dataframe:
-    """An editable size x size table of integers; rows and columns cannot be added."""
-    with warnings.catch_warnings():  # (n, "fixed") is the only way to pin the size in Gradio 6.x
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return gr.Dataframe(value=[[0] * size for _ in range(size)],
-                            headers=[str(c) for c in range(size)], datatype="number",
-                            type="array", row_count=(size, "fixed"),
-                            column_count=(size, "fixed"), interactive=True,
-                            show_row_numbers=False, label=label, elem_id=elem_id)
 
 
 class Adapters:
@@ -82,15 +77,16 @@ def _layout(registry: ModelRegistry, ds0: str) -> LevelWidgets:
     w["model"] = model_picker(mv.picker(registry, ds0, mv.CODE_LEVELS), "Two-level VQ-VAE")
     with gr.Row():
         with gr.Column(scale=2, min_width=200):
-            w["top"] = _table(view.TOP, "Top grid: 2x2 (edit a code: the bottom is redrawn)",
-                              "ll-top-table")
+            w["top"] = code_table(view.TOP, "Top grid: 2x2 (edit a code: the bottom is "
+                                  "redrawn)", "ll-top-table", scale=None)
             w["top_map"] = gr.Image(label="Top codes", type="numpy", format="png",
                                     interactive=False, height=140, show_label=False)
             w["top_image"] = gr.Image(elem_id="ll-levels-top-alone", label="The top alone",
                                       type="numpy", format="png", interactive=False, height=140,
                                       elem_classes="pixelated")
         with gr.Column(scale=4, min_width=320):
-            w["bottom"] = _table(view.GRID, "Bottom grid: 7x7 (edit any cell)", "ll-bottom-table")
+            w["bottom"] = code_table(view.GRID, "Bottom grid: 7x7 (edit any cell)",
+                                     "ll-bottom-table", scale=None)
         with gr.Column(scale=3, min_width=240):
             w["decoded"] = gr.Image(elem_id="ll-levels-decoded", label="Decoded", type="numpy",
                                     format="png", interactive=False, height=240,

@@ -20,6 +20,7 @@ import inspect
 import logging
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -180,6 +181,18 @@ def seed_box(value: int = 0, elem_id: str | None = None) -> gr.Number:
     # precision=None: Gradio would round an API user's 2.5 silently; the view refuses it
     return gr.Number(value=value, precision=None, minimum=0, maximum=MAX_SEED, label="Seed",
                      info=SEED_INFO, elem_id=elem_id)
+
+
+def code_table(size: int = 7, label: str = "Code grid (edit any cell)",
+               elem_id: str = "ll-code-table", scale: int | None = 3) -> gr.Dataframe:
+    """An editable size x size table of code indices; rows and columns cannot be added."""
+    with warnings.catch_warnings():  # (n, "fixed") is the only way to pin the size in Gradio 6.x
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return gr.Dataframe(value=[[0] * size for _ in range(size)],
+                            headers=[str(c) for c in range(size)], datatype="number",
+                            type="array", row_count=(size, "fixed"),
+                            column_count=(size, "fixed"), interactive=True,
+                            show_row_numbers=False, label=label, elem_id=elem_id, scale=scale)
 
 
 def model_picker(p: Picker, label: str, multiselect: bool = False) -> gr.Dropdown:

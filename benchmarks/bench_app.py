@@ -44,6 +44,7 @@ from latentlab.preprocess import prepare, upscale
 from latentlab.registry import ModelRegistry
 from latentlab.testset import code_data, latent_data
 from latentlab.views import code_grid as cg
+from latentlab.views import code_levels as lv
 from latentlab.views import interpolate as iv
 from latentlab.views import latent as lt
 from latentlab.views import reconstruct as rv
@@ -163,7 +164,26 @@ def view_rows(reg: ModelRegistry, repeats: int) -> list[tuple[str, str, float, i
             repeats), None))
     for name in vqs:
         rows += code_grid_rows(reg, name, x, repeats)
+    for name in [e.name for e in reg.entries(kinds=lv.KINDS)]:
+        rows += code_levels_rows(reg, name, x, repeats)
     return rows
+
+
+def code_levels_rows(reg: ModelRegistry, name: str, x, repeats: int) -> list:
+    """The two-level section: a top edit (the bottom redrawn, the pair decoded) and the strip
+    of eight bottoms for one top (8 x 49 transformer steps)."""
+    pair = lv.encode(reg, x, name)
+    top = [row[:] for row in pair.top]
+    top[0][0] = (top[0][0] + 1) % reg.entry(name).config.top_codes         # an edited top cell
+    few = max(3, repeats // 4)
+    return [
+        ("two levels: redraw the bottom from p(bottom | top)", name, median_ms(
+            lambda: lv.redraw_bottom(reg, name, top, 1.0, 0), few), TARGETS_MS["code_regenerate"]),
+        ("two levels: decode the pair + both maps + the top alone", name, median_ms(
+            lambda: lv.run(reg, top, pair.bottom, name), repeats), None),
+        ("two levels: eight bottoms for one top, decoded", name, median_ms(
+            lambda: lv.same_top(reg, name, top, 1.0, 0), few), TARGETS_MS["code_regenerate"]),
+    ]
 
 
 def code_grid_rows(reg: ModelRegistry, name: str, x, repeats: int) -> list:

@@ -81,7 +81,7 @@ from latentlab.metrics import (
     iwae_log_px,
     kl_per_dim,
 )
-from latentlab.sample_quality import load_classifier, sample_quality
+from latentlab.sample_quality import classify, load_classifier, sample_quality
 
 QualityFn = Callable[[torch.Tensor, str], dict]
 NOT_GAUSSIAN = "n/a: ELBO surgery, active units and per-dim KL need Gaussian posteriors"
@@ -249,14 +249,17 @@ def evaluate_classifier(model: nn.Module, dataset: str, cfg: EvalConfig) -> dict
 
 
 def evaluate_vqvae(model: nn.Module, dataset: str, cfg: EvalConfig,
-                   quality_fn: QualityFn | None = None) -> dict:
+                   quality_fn: QualityFn | None = None,
+                   label_fn: vq_eval.LabelFn | None = None) -> dict:
     """Reconstructions, codebook, code priors and samples: ``latentlab.vq_eval``."""
     return vq_eval.evaluate_vqvae(model, dataset, n_samples=cfg.samples,
-                                  sample_quality_fn=quality_fn, seed=cfg.seed, limit=cfg.limit)
+                                  sample_quality_fn=quality_fn, seed=cfg.seed, limit=cfg.limit,
+                                  label_fn=label_fn)
 
 
 def evaluate_model(model: nn.Module, kind: str, dataset: str, cfg: EvalConfig,
-                   quality_fn: QualityFn | None = None) -> dict:
+                   quality_fn: QualityFn | None = None,
+                   label_fn: vq_eval.LabelFn | None = None) -> dict:
     """Dispatch on the checkpoint kind; returns the new metrics (not yet written)."""
     model.eval()
     if kind == "vae":
@@ -264,9 +267,14 @@ def evaluate_model(model: nn.Module, kind: str, dataset: str, cfg: EvalConfig,
     if kind == "classifier":
         return evaluate_classifier(model, dataset, cfg)
     if kind in ("vqvae", "vqvae2"):
-        return evaluate_vqvae(model, dataset, cfg, quality_fn)
+        return evaluate_vqvae(model, dataset, cfg, quality_fn, label_fn)
     raise ValueError(f"no evaluation for model kind {kind!r}; known: vae, classifier, vqvae, "
                      "vqvae2")
+
+
+def _labels(classifier: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The judge's most likely class of each image (N,)."""
+    return classify(classifier, images)[1].argmax(-1)
 
 
 def evaluate_checkpoint(folder: str | os.PathLike, cfg: EvalConfig, command: str = "") -> dict:
@@ -274,12 +282,13 @@ def evaluate_checkpoint(folder: str | os.PathLike, cfg: EvalConfig, command: str
     device = pick_device(cfg.device)
     model, info = load_checkpoint(folder, device)
     dataset = data.check_dataset(getattr(info.config, "dataset", "") or "")
-    quality_fn = None
+    quality_fn = label_fn = None
     if info.kind in ("vae", "vqvae", "vqvae2") and cfg.samples:  # load the judge before the long part
         judge = load_classifier(dataset, cfg.classifier or None).to(device)
         quality_fn = functools.partial(sample_quality, classifier=judge)
+        label_fn = functools.partial(_labels, judge)
     start = time.time()
-    new = evaluate_model(model, info.kind, dataset, cfg, quality_fn)
+    new = evaluate_model(model, info.kind, dataset, cfg, quality_fn, label_fn)
     n_full = len(data.load_split(dataset, train=False)[1])
     new.update({
         "eval_command": command or f"python -m latentlab.evaluate {shlex.quote(str(folder))}",

@@ -28,6 +28,7 @@ from models.quantizer import histogram_perplexity
 from models.vqvae2 import CELLS, TOP_CELLS, Codes
 
 SampleQualityFn = Callable[[torch.Tensor, str], dict]
+LabelFn = Callable[[torch.Tensor], torch.Tensor]   # images (N, 1, 28, 28) -> classes (N,)
 SWEEP_TEMPERATURES = (0.7, 0.8, 0.9)   # below 1: sharper, less diverse learned-prior samples
 SWEEP_KEYS = ("confident_share", "class_entropy_bits", "frechet_distance")
 
@@ -153,9 +154,45 @@ def _reference_quality(dataset: str, recon: torch.Tensor, quality: SampleQuality
     return out
 
 
+def _agreement(labels: torch.Tensor) -> float:
+    """Share of the items (G, P) whose label is their group's most common one."""
+    counts = torch.nn.functional.one_hot(labels, int(labels.max()) + 1).sum(1)  # (G, classes)
+    return counts.max(1).values.sum().item() / labels.numel()
+
+
+@torch.no_grad()
+def same_top_agreement(model, label_fn: LabelFn, groups: int = 500, per_group: int = 8,
+                       seed: int = 0, batch_size: int = 500) -> dict:
+    """How much a two-level model's top grid decides the class: ``groups`` tops drawn from
+    p(c_top), ``per_group`` bottoms for each from p(c_bot | c_top), and the share of the
+    decoded images whose class (``label_fn``) is their group's most common one; beside it the
+    same share for groups of independently drawn pairs (what a top that decided nothing would
+    give).
+
+    >>> from models.vqvae2 import VQVAE2, VQVAE2Config
+    >>> vq = VQVAE2(VQVAE2Config(num_codes=8, top_codes=4, code_dim=4, channels=4, prior_dim=16,
+    ...                          prior_layers=1, prior_heads=2)).eval()
+    >>> m = same_top_agreement(vq, lambda im: (im.mean((1, 2, 3)) > 0.5).long(), groups=3)
+    >>> 0.5 <= m["same_top_class_agreement"] <= 1, m["same_top_groups"]
+    (True, 3)
+    """
+    gen = torch.Generator().manual_seed(seed)
+    prior = model.prior("learned")
+    tops = prior.sample(groups, 1.0, gen).top.repeat_interleave(per_group, 0)   # (G*P, 2, 2)
+    fixed = torch.cat([model.decode_indices(prior.sample_bottom(t, 1.0, gen)).cpu()
+                       for t in tops.split(batch_size)])                      # (G*P, 1, 28, 28)
+    free = _sample_images(model, groups * per_group, "learned", batch_size, seed + 1)
+    return {
+        "same_top_class_agreement": round(_agreement(label_fn(fixed).view(groups, per_group)), 4),
+        "independent_class_agreement": round(_agreement(label_fn(free).view(groups, per_group)), 4),
+        "same_top_groups": groups, "same_top_group_size": per_group,
+    }
+
+
 def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int = 500,
                    sample_quality_fn: SampleQualityFn | None = None, seed: int = 0,
-                   temperatures: tuple[float, ...] = SWEEP_TEMPERATURES, limit: int = 0) -> dict:
+                   temperatures: tuple[float, ...] = SWEEP_TEMPERATURES, limit: int = 0,
+                   label_fn: LabelFn | None = None) -> dict:
     """Full VQ-VAE evaluation on the test set of ``dataset``.
 
     Keys: ``test_mse``, ``test_psnr_db`` (over the set), ``codebook_usage`` (codes used on
@@ -169,6 +206,7 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
     learned prior's confident share, class entropy and Frechet distance at each of
     ``temperatures`` (lower T trades diversity for confidence). Samples are seeded by ``seed``.
     ``limit`` > 0 scores the first ``limit`` test images only (``eval_n_test`` says how many).
+    A two-level model with ``label_fn(images) -> classes`` also gets ``same_top_agreement``.
     """
     data.check_dataset(dataset)
     was_training = model.training
@@ -189,5 +227,7 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
         sweep[str(t)] = {k: q[k] for k in SWEEP_KEYS if k in q}
     metrics["learned_prior_temperature_sweep"] = sweep
     metrics.update(_reference_quality(dataset, recon, sample_quality_fn, limit))
+    if label_fn is not None and isinstance(grids, Codes):
+        metrics.update(same_top_agreement(model, label_fn, seed=seed, batch_size=batch_size))
     model.train(was_training)
     return metrics

@@ -70,7 +70,9 @@ def vq2_row(name: str, m: dict) -> str:
             f"| {_f(m.get('prior_test_nll_bits_per_image'), 1)} | {_prior_bits(m)} "
             f"| {_f(m.get('learned_prior_confident_share'), 3)} "
             f"| {_f(m.get('reconstruction_confident_share'), 3)} "
-            f"| {_f(m.get('learned_prior_frechet_distance'), 1)} | {_minutes(m)} |")
+            f"| {_f(m.get('learned_prior_frechet_distance'), 1)} "
+            f"| {_f(m.get('same_top_class_agreement'), 3)} / "
+            f"{_f(m.get('independent_class_agreement'), 3)} | {_minutes(m)} |")
 
 
 def vq_quality_row(name: str, m: dict) -> str:
@@ -194,8 +196,9 @@ def main(root: str = "checkpoints") -> None:
         print("\n| two-level model | test MSE | PSNR (dB) | top usage / perplexity "
               "| bottom usage / perplexity | test bits/code top / bottom (uniform) "
               "| bits/image | bits/code train / val / test | confident share, learned prior "
-              "| reconstructions | Frechet dist. | train min |")
-        print("|---" * 12 + "|")
+              "| reconstructions | Frechet dist. | class kept: same top / independent "
+              "| train min |")
+        print("|---" * 13 + "|")
         print("\n".join(rows["vqvae2"]))
     print("\n| classifier | test accuracy | train min |\n|---|---|---|")
     print("\n".join(rows["classifier"]))

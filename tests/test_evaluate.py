@@ -180,6 +180,28 @@ def test_two_level_vqvae_evaluation_reports_each_level():
         (4 * top_bits + 49 * bottom_bits) / 53, abs=1e-3)
     assert m["uniform_prior_nll_bits_per_image"] == 4 * 2 + 49 * 4
     assert m["learned_prior_confident_share"] == 0.5 and m["eval_n_test"] == 40
+    assert "same_top_class_agreement" not in m                # no judge of classes given
+
+
+def test_same_top_agreement_counts_the_groups_majority_class():
+    from latentlab.vq_eval import _agreement, same_top_agreement
+    from models.vqvae2 import VQVAE2, VQVAE2Config
+
+    labels = torch.tensor([[1, 1, 2, 1], [3, 0, 3, 3], [5, 6, 7, 8]])
+    assert _agreement(labels) == (3 + 3 + 1) / 12
+    torch.manual_seed(0)
+    model = VQVAE2(VQVAE2Config(num_codes=8, top_codes=4, code_dim=4, channels=4, prior_dim=16,
+                                prior_layers=1, prior_heads=2)).eval()
+    # a judge that reads only the top code of the first cell: fixed tops agree fully
+    seen = []
+
+    def by_top(images: torch.Tensor) -> torch.Tensor:
+        seen.append(len(images))
+        return torch.arange(len(images)) // 4 % 2 if len(seen) == 1 else torch.arange(len(images)) % 3
+
+    m = same_top_agreement(model, by_top, groups=6, per_group=4, batch_size=5)
+    assert m["same_top_class_agreement"] == 1.0 and seen == [24, 24]
+    assert m["independent_class_agreement"] == round(_agreement((torch.arange(24) % 3).view(6, 4)), 4)
 
 
 def test_unknown_kind_and_bad_options_fail_early(tmp_path):

@@ -9,7 +9,7 @@ redrawing the bottom for a fixed top shows what it leaves open (stroke detail).
 >>> reg = ModelRegistry(REPO / "checkpoints")
 >>> pair = sample(reg, "mnist-vqvae2", temperature=1.0, seed=0)
 >>> len(pair.top), len(pair.bottom), len(pair.bottom[0])
-(2, 2, 7)
+(2, 7, 7)
 >>> bottom = redraw_bottom(reg, "mnist-vqvae2", pair.top, seed=1)
 >>> run(reg, pair.top, bottom, "mnist-vqvae2").image.shape
 (224, 224)

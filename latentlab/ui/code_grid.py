@@ -140,6 +140,8 @@ def _editor() -> dict[str, Any]:
 
 def _layout(registry: ModelRegistry, datasets: list[str], ds0: str) -> Widgets:
     explanation(explain.CODE_GRID)
+    gr.Markdown("Below the atlas: **Two levels**, a hierarchical VQ-VAE's global (2×2 top) and "
+                "local (7×7 bottom) codes.")
     with gr.Row():
         with gr.Column(scale=2, min_width=280):
             dataset = gr.Radio(datasets, value=ds0, label="Data set")

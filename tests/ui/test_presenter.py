@@ -112,6 +112,13 @@ def test_latent_link_sets_both_sides_and_code_grid_one_model(built):
     assert out[model].value == "mnist-vqvae" and "mnist-vae-z2" in out[opener.header.note]
 
 
+def test_code_grid_link_sets_each_picker_to_the_model_of_its_kind(built):
+    opener, out = _open(built, tab="codegrid", models="mnist-vqvae2,mnist-vqvae")
+    one, two = (dd for dd, _ in opener.targets["codegrid"].handles.pickers)
+    assert (out[one].value, out[two].value) == ("mnist-vqvae", "mnist-vqvae2")
+    assert opener.header.note not in out                       # both models were used
+
+
 def test_every_lecture_panel_can_be_opened_by_a_link(built):
     opener, out = _open(built, tab="lecture", panel="gumbel")
     assert set(opener.panels) == set(view.LECTURE_PANELS)

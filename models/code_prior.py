@@ -78,6 +78,19 @@ def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None =
 
 # ----------------------------------------------------------------------------- interface
 
+def choose_prior(kind: str, learned: nn.Module, uniform: nn.Module) -> nn.Module:
+    """``learned`` for 'learned', ``uniform`` for 'uniform': the VQ models' ``prior(kind)``.
+
+    >>> choose_prior("uniform", nn.Identity(), nn.Tanh())
+    Tanh()
+    """
+    if kind == "learned":
+        return learned
+    if kind == "uniform":
+        return uniform
+    raise ValueError(f"prior must be 'learned' or 'uniform', not {kind!r}")
+
+
 class CodePrior(nn.Module):
     """A distribution over (B, 7, 7) grids of K codes: the shared interface of the priors.
 

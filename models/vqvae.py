@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.code_prior import CodePrior, TransformerCodePrior, UniformCodePrior
+from models.code_prior import CodePrior, TransformerCodePrior, UniformCodePrior, choose_prior
 from models.nets import conv_down, conv_up
 from models.quantizer import VectorQuantizer
 
@@ -237,11 +237,7 @@ class VQVAE(nn.Module):
     # -- priors -----------------------------------------------------------------
     def prior(self, kind: str = "learned") -> CodePrior:
         """The code prior: 'learned' (causal transformer) or 'uniform' (the derivation's)."""
-        if kind == "learned":
-            return self.code_prior
-        if kind == "uniform":
-            return self.uniform_prior
-        raise ValueError(f"prior must be 'learned' or 'uniform', not {kind!r}")
+        return choose_prior(kind, self.code_prior, self.uniform_prior)
 
     @torch.no_grad()
     def sample(self, n: int, prior: str = "learned", temperature: float = 1.0,

@@ -40,7 +40,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.code_prior import _Block, _check_temperature, run_blocks, sample_categorical
+from models.code_prior import (
+    _Block,
+    _check_temperature,
+    choose_prior,
+    run_blocks,
+    sample_categorical,
+)
 from models.nets import conv_down, conv_up
 from models.quantizer import VectorQuantizer
 
@@ -374,11 +380,7 @@ class VQVAE2(nn.Module):
 
     def prior(self, kind: str = "learned") -> HierarchicalCodePrior | UniformLevelsPrior:
         """The code prior over both levels: 'learned' (the transformer) or 'uniform'."""
-        if kind == "learned":
-            return self.code_prior
-        if kind == "uniform":
-            return self.uniform_prior
-        raise ValueError(f"prior must be 'learned' or 'uniform', not {kind!r}")
+        return choose_prior(kind, self.code_prior, self.uniform_prior)
 
     @torch.no_grad()
     def sample(self, n: int, prior: str = "learned", temperature: float = 1.0,

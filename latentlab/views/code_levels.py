@@ -62,17 +62,22 @@ def _model(registry: ModelRegistry, name: str | None) -> VQVAE2:
     return registry.get(need_model(name), KINDS).model
 
 
+def _parse_level(value: Any, num_codes: int, size: int, level: str) -> torch.Tensor:
+    """One table -> (size, size) long; InputError names the level and the bad cell."""
+    try:
+        return torch.from_numpy(parse_code_grid(value, num_codes, size=size))
+    except InputError as exc:
+        raise InputError(f"{level} grid: {exc}") from None
+
+
+def _parse_top(model: VQVAE2, top: Any) -> torch.Tensor:
+    return _parse_level(top, model.config.top_codes, TOP, "top")
+
+
 def parse_levels(model: VQVAE2, top: Any, bottom: Any) -> Codes:
     """Both tables -> Codes (1, 2, 2) and (1, 7, 7); InputError names a bad cell and its level."""
-    try:
-        t = parse_code_grid(top, model.config.top_codes, size=TOP)
-    except InputError as exc:
-        raise InputError(f"top grid: {exc}") from None
-    try:
-        b = parse_code_grid(bottom, model.config.num_codes, size=GRID)
-    except InputError as exc:
-        raise InputError(f"bottom grid: {exc}") from None
-    return Codes(torch.from_numpy(t)[None], torch.from_numpy(b)[None])
+    return Codes(_parse_top(model, top)[None],
+                 _parse_level(bottom, model.config.num_codes, GRID, "bottom")[None])
 
 
 def _pair(codes: Codes) -> LevelGrids:
@@ -141,11 +146,7 @@ def redraw_bottom(registry: ModelRegistry, model: str | None, top: Any, temperat
     """A new bottom grid drawn from p(c_bot | c_top) for the given top grid."""
     vq = _model(registry, model)
     t = check_temperature(temperature)
-    try:
-        top_grid = torch.from_numpy(parse_code_grid(top, vq.config.top_codes, size=TOP))[None]
-    except InputError as exc:
-        raise InputError(f"top grid: {exc}") from None
-    return vq.sample_bottom(top_grid, t, generator(seed)).bottom[0].tolist()
+    return vq.sample_bottom(_parse_top(vq, top)[None], t, generator(seed)).bottom[0].tolist()
 
 
 @torch.inference_mode()
@@ -155,11 +156,7 @@ def same_top(registry: ModelRegistry, model: str | None, top: Any, temperature: 
     what stays (global form) and what changes (local detail), side by side."""
     vq = _model(registry, model)
     t = check_temperature(temperature)
-    try:
-        top_grid = torch.from_numpy(parse_code_grid(top, vq.config.top_codes, size=TOP))
-    except InputError as exc:
-        raise InputError(f"top grid: {exc}") from None
-    tops = top_grid[None].expand(VARIANTS, TOP, TOP)                          # (V, 2, 2)
+    tops = _parse_top(vq, top)[None].expand(VARIANTS, TOP, TOP)               # (V, 2, 2)
     codes = vq.sample_bottom(tops, t, generator(seed))
     images = vq.decode_indices(codes).view(VARIANTS, 28, 28).numpy()         # (V, 28, 28)
     return render.tile(images, cols=VARIANTS, scale=3)

@@ -70,6 +70,10 @@ CSS = """
   .table-wrap, #ll-elbo-table .table-wrap { --df-max-col-width: 104px !important; }
   /* the reconstructions stay in one row of four (a second row hid in the fixed height) */
   #ll-rec-gallery .grid-container { grid-template-columns: repeat(4, minmax(0, 1fr)) !important; }
+  /* a code table's seven columns of up to three digits fit a phone (the last one scrolled
+     out of sight) */
+  .ll-code-table .table-wrap { --df-max-col-width: 46px !important; }
+  .ll-code-table .cell-wrap { padding: var(--size-1) !important; }
 }
 """
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="orange")
@@ -192,7 +196,8 @@ def code_table(size: int = 7, label: str = "Code grid (edit any cell)",
                             headers=[str(c) for c in range(size)], datatype="number",
                             type="array", row_count=(size, "fixed"),
                             column_count=(size, "fixed"), interactive=True,
-                            show_row_numbers=False, label=label, elem_id=elem_id, scale=scale)
+                            show_row_numbers=False, label=label, elem_id=elem_id, scale=scale,
+                            elem_classes="ll-code-table")
 
 
 def model_picker(p: Picker, label: str, multiselect: bool = False) -> gr.Dropdown:

@@ -4,8 +4,8 @@
 #   priors  the two refitted VQ-VAEs (two lanes): reconstructions, codebook, the prior's test
 #           bits per code, 10,000 samples per prior and temperature judged by the classifier
 #   vqvae2  the two-level VQ-VAE: the same, per level
-#   flow    the z=16 flow-prior VAE with IWAE k=1000 (about an hour on one thread; THREADS=2
-#           about 40 min on an idle 2-core machine)
+#   flow    the z=16 flow-prior VAE (default mnist-flow-z16) with IWAE k=1000 (18.5 min on one
+#           thread beside one other job)
 # Usage: scripts/eval_protocol.sh priors | vqvae2 | flow [NAME] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +15,5 @@ case "${1:-}" in
   priors) evaluate mnist-vqvae & a=$!; evaluate fashion-vqvae & b=$!; wait $a; wait $b ;;
   vqvae2) evaluate mnist-vqvae2 ;;
   flow)   evaluate "${2:-mnist-flow-z16}" --k 1000 --threads "${3:-1}" ;;
-  *) echo "usage: $0 priors|vqvae2|flow" >&2; exit 2 ;;
+  *) echo "usage: $0 priors | vqvae2 | flow [NAME] [THREADS]" >&2; exit 2 ;;
 esac

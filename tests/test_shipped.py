@@ -1,6 +1,5 @@
-"""The shipped checkpoints keep the promises the README makes about them: each was made by a
-command in ``scripts/`` that metrics.json records with its wall time (one hour of CPU training
-at most per model), models trained under the validation protocol carry their validation figures,
+"""The shipped checkpoints keep the promises the README makes about them: each metrics.json
+records the training command with its wall time (one hour of CPU training at most per model), models trained under the validation protocol carry their validation figures,
 and every shipped file stays under the 10 MB a Space takes without LFS."""
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 VIEWPORTS = {"1440x900": (1440, 900), "1280x720": (1280, 720), "390x844": (390, 844)}
-# ids of the shown code tables (ui.common.code_table) whose columns do not all fit (a phone had
-# to scroll a 7x7 table sideways to see its last column)
-CUT_CODE_TABLES = ("() => [...document.querySelectorAll('.ll-code-table')]"
+# ids of the shown code tables whose columns do not all fit (a phone had to scroll a 7x7 table
+# sideways to see its last column)
+CUT_CODE_TABLES = ("() => [...document.querySelectorAll('#ll-code-table, #ll-top-table, #ll-bottom-table')]"
                    ".filter(t => t.offsetParent && [...t.querySelectorAll('.virtual-table-viewport')]"
                    ".some(e => e.scrollWidth > e.clientWidth + 1)).map(t => t.id)")
 SHOTS = Path(os.environ.get("LATENT_LAB_SCREENSHOTS", "/tmp/latentlab-screenshots"))

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from latentlab import data, settings
@@ -37,6 +36,7 @@ from latentlab.device import device_description, pick_device
 from latentlab.errors import UserError
 from latentlab.evaluate import quick_metrics
 from latentlab.fit_prior import fit_prior
+from latentlab.steps import STEPS, VQ_KINDS
 from models import MODEL_KINDS
 
 __all__ = ["STEPS", "VQ_KINDS", "TrainConfig", "Trainer", "TrainingDiverged", "after_training",
@@ -80,6 +80,8 @@ class TrainConfig:
     batch_size: int = 128              # small enough for many updates per CPU minute
     lr: float = 2e-3                   # Adam; decays with a cosine to lr * min_lr_ratio
     min_lr_ratio: float = 0.05
+    weight_decay: float = 0.0          # > 0: AdamW's decoupled decay (a regulariser against
+                                       # the train-validation gap); 0 keeps plain Adam
     kl_warmup_epochs: float = 0.0      # beta ramps linearly from 0 over this many epochs
     seed: int = 0
     subset: int = 0                    # train on the first N images only (0 = all)
@@ -92,6 +94,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or not (0 < self.lr < math.inf):
             raise ValueError("epochs and batch_size must be >= 1 and lr a finite number > 0")
+        if not (0 <= self.weight_decay < math.inf):
+            raise ValueError("weight_decay must be a finite number >= 0")
         if not (0 <= self.min_lr_ratio <= 1 and 0 <= self.kl_warmup_epochs < math.inf):
             raise ValueError("min_lr_ratio must lie in [0, 1] and kl_warmup_epochs be finite >= 0")
         if self.val_size < 0:
@@ -113,34 +117,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def vae_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float | None) -> tuple:
-    out = model(x, beta=beta)
-    return out.loss, {"loss": out.loss, "rec_nll": out.rec_nll.mean(), "kl": out.kl.mean(),
-                      "elbo": out.elbo.mean()}
-
-
-def classifier_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float | None) -> tuple:
-    logits = model(x)
-    loss = F.cross_entropy(logits, y)
-    return loss, {"loss": loss, "acc": (logits.argmax(-1) == y).float().mean()}
-
-
-def vqvae_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float | None) -> tuple:
-    out = model(x)
-    logs = {k: v for k, v in out._asdict().items() if torch.is_tensor(v) and v.dim() == 0}
-    return out.loss, logs
-
-
-def vqvae2_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, beta: float | None) -> tuple:
-    out = model(x)
-    return out.loss, {"loss": out.loss, "recon": out.recon, "top_recon": out.top_recon,
-                      "commitment": out.commitment,
-                      "perplexity_top": out.perplexity[0], "perplexity_bottom": out.perplexity[1]}
-
-
-STEPS: dict[str, Callable] = {"vae": vae_step, "classifier": classifier_step, "vqvae": vqvae_step,
-                              "vqvae2": vqvae2_step}
-VQ_KINDS = ("vqvae", "vqvae2")  # a code prior is fitted after the auto-encoder's epochs
 BINARIZED = {"vae"}  # Bernoulli decoders see binary pixels; the others see grey levels
 
 
@@ -177,7 +153,9 @@ class Trainer:
             # the VQ-VAE's code prior is fitted after training, so its weights get no grads here
             self.model = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=ids, find_unused_parameters=self.kind in VQ_KINDS)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.optimizer = (torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+                                            weight_decay=cfg.weight_decay) if cfg.weight_decay
+                          else torch.optim.Adam(self.model.parameters(), lr=cfg.lr))
         self.steps_per_epoch = max(1, (len(self.x) // self.world) // cfg.batch_size)
         total = cfg.epochs * self.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -5,7 +5,8 @@
 #           lowest validation loss kept, written to checkpoints/mnist-flow-z16-val-eEPOCHS[-lL-hH].
 #           The shipped mnist-flow-z16 is `flow 88` (50 min on one core), chosen on validation
 #           over `flow 64` (37 min) and `flow 64 12 256` (stopped at epoch 18: no better than
-#           the 8x128 flow at the same epoch) and then renamed; see its metrics.json
+#           the 8x128 flow at the same epoch) and then renamed; see its metrics.json.
+#           WD=0.03 adds AdamW's weight decay (out name ends -wd0.03)
 #   priors  the shipped VQ-VAEs' code priors refitted (their epochs had been chosen on test),
 #           the epoch with the lowest validation NLL kept. Default: 8 epochs with dropout 0.1
 #           (about 38 min). The shipped priors came from fits without dropout, kept over the
@@ -27,6 +28,7 @@ case "${1:-}" in
   flow)
     e=${2:-88}; size=(); out=checkpoints/mnist-flow-z16-val-e$e
     if [ -n "${3:-}" ]; then size=(--flow-layers "$3" --flow-hidden "${4:?LAYERS needs HIDDEN}"); out+=-l$3-h$4; fi
+    if [ -n "${WD:-}" ]; then size+=(--weight-decay "$WD"); out+=-wd$WD; fi
     $py -m latentlab.train --threads 1 --no-progress --dataset mnist --model vae --prior realnvp \
         --latent-dim 16 --epochs "$e" "${size[@]}" --kl-warmup-epochs 3 --val-size 10000 \
         --keep-best true --out "$out" ;;

@@ -190,3 +190,16 @@ def test_two_level_vqvae_cli_trains_both_levels_and_fits_the_hierarchical_prior(
         assert 0 < m[f"{level}_codebook_usage"] <= 1
         assert m[f"uniform_prior_nll_bits_per_code_{level}"] == math.log2(k)
     assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 28, 28)
+
+
+def test_weight_decay_switches_to_adamw_and_rejects_bad_values():
+    model = VAE(VAEConfig(latent_dim=2, channels=4, hidden=16))
+    t = Trainer(model, TrainConfig(epochs=1, subset=128, batch_size=64, val_size=100,
+                                   weight_decay=0.03))
+    assert isinstance(t.optimizer, torch.optim.AdamW)
+    assert t.optimizer.param_groups[0]["weight_decay"] == 0.03
+    plain = Trainer(model, TrainConfig(epochs=1, subset=128, batch_size=64, val_size=100))
+    assert type(plain.optimizer) is torch.optim.Adam
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="weight_decay"):
+            TrainConfig(weight_decay=bad)

@@ -219,7 +219,11 @@ COPY_JS = """
     if (Array.isArray(v)) { v = v.filter((x) => !skip.includes(x)); if (!v.length) return; }
     got[k] = k in got ? [].concat(got[k], v) : v;
   });
-  const tab = got.tab || 'reconstruct';
+  // the tab on screen: the hidden box follows it through an event, which a click made while
+  // the page-load steps still run can lose
+  const shown = [...document.querySelectorAll('[role=tab][aria-selected=true]')]
+    .map((e) => e.dataset.tabId).find((id) => id in fields);
+  const tab = shown || got.tab || 'reconstruct';
   const p = new URLSearchParams();
   p.set('tab', tab);
   if (got.presenter) p.set('presenter', '1');

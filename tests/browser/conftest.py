@@ -202,16 +202,11 @@ def covered_pictures(page) -> list[str]:
     return page.evaluate(COVERED_JS)
 
 
-def goto_tab(p: Page, tab: str) -> None:
-    """The tab by its deep link, once the page has finished its first reconstruction."""
-    p.page.goto(p.page.url.split("?")[0] + f"?tab={tab}")
-    p.page.wait_for_selector("gradio-app", state="attached")
-
-
 def open_tab(open_page, tab: str, ready: str, size: str = "1280x720") -> Page:
-    """A page on ``tab`` whose first result (the selector ``ready``) is there and idle."""
-    p = open_page(size)
-    goto_tab(p, tab)
+    """A page opened on ``tab`` by its deep link, whose first result (the selector ``ready``)
+    is there and idle. One navigation only: leaving a page while its load steps run aborts
+    their event stream, which the browser logs as an error."""
+    p = open_page(size, f"?tab={tab}")
     p.page.wait_for_selector(ready)
     wait_idle(p.page)
     return p

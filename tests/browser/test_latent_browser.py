@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from .conftest import goto_tab, in_viewport, wait_idle
+from .conftest import in_viewport, wait_idle
 
 
 def test_click_the_plane_shows_the_digit_in_view(open_page):
-    p = open_page("1280x720")
+    p = open_page("1280x720", "?tab=latent")
     page = p.page
-    goto_tab(p, "latent")
     plane = page.locator(".ll-plane img").first
     plane.wait_for()
     wait_idle(page)

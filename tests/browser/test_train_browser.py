@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from .conftest import goto_tab, in_viewport
+from .conftest import in_viewport
 
 
 def test_start_a_tiny_run_and_stop_it(open_page):
-    p = open_page("1280x720")
+    p = open_page("1280x720", "?tab=train")
     page = p.page
-    goto_tab(p, "train")
     status = page.locator("#ll-train-status")
     status.wait_for()
     page.get_by_label("Epochs").locator("visible=true").first.fill("2")

@@ -48,7 +48,7 @@ from models.vqvae import VQVAE, VQVAEConfig
 from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
 
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
-                "prior_lr", "prior_batch_size", "prior_augment_shift")
+                "prior_lr", "prior_weight_decay", "prior_batch_size", "prior_augment_shift")
 # metrics that describe the prior being replaced; evaluate writes them afresh
 STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch")
 
@@ -123,7 +123,8 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
     there and keeps the prior as far as it got (the best finished epoch's weights when one
     was validated, else the current ones); ``stopped`` and ``steps`` in the result say so.
 
-    ``config`` gives ``prior_epochs``, ``prior_lr`` and ``prior_batch_size``. AdamW with a
+    ``config`` gives ``prior_epochs``, ``prior_lr``, ``prior_weight_decay`` and
+    ``prior_batch_size``. AdamW with a
     cosine decay to 5 % of the rate; grids are shuffled every epoch by a ``seed``-ed
     generator. With validation grids the weights of the epoch with the lowest validation NLL
     are kept (the number of epochs is chosen on validation, never on test). The prior's
@@ -137,7 +138,7 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
     if epochs == 0 or n == 0:
         return out
     total = epochs * math.ceil(n / bs)
-    opt = torch.optim.AdamW(prior.parameters(), lr=config.prior_lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(prior.parameters(), lr=config.prior_lr, weight_decay=config.prior_weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total))
     gen = torch.Generator().manual_seed(seed)
     prior.requires_grad_(True).train()

@@ -82,6 +82,7 @@ class VQVAEConfig:
     prior_dropout: float = 0.0  # a few epochs do not overfit 60k grids, and CPU dropout is slow
     prior_epochs: int = 4     # passes over the encoded training grids when fitted
     prior_lr: float = 2e-3    # AdamW, cosine decay to 5 %
+    prior_weight_decay: float = 0.01  # AdamW's decoupled decay, against the prior's overfit
     prior_batch_size: int = 128
     # Each epoch the prior sees the training images shifted by up to this many pixels (fresh
     # shifts per epoch, re-encoded): new grids of the same digits, so a larger prior can
@@ -106,6 +107,8 @@ class VQVAEConfig:
                              f"({self.prior_heads})")
         if self.prior_lr <= 0 or self.prior_batch_size < 1 or self.prior_layers < 1:
             raise ValueError("need prior_lr > 0, prior_batch_size >= 1 and prior_layers >= 1")
+        if not 0 <= self.prior_weight_decay < float("inf"):
+            raise ValueError("prior_weight_decay must be a finite number >= 0")
 
 
 class VQVAEOutput(NamedTuple):

@@ -115,6 +115,7 @@ class VQVAE2Config:
     prior_dropout: float = 0.1
     prior_epochs: int = 10
     prior_lr: float = 2e-3
+    prior_weight_decay: float = 0.01   # AdamW's decoupled decay
     prior_batch_size: int = 128
     prior_augment_shift: int = 0   # refit on images moved by up to this many pixels per epoch
 
@@ -126,6 +127,8 @@ class VQVAE2Config:
         if self.prior_dim % self.prior_heads:
             raise ValueError(f"prior_dim ({self.prior_dim}) must be divisible by prior_heads "
                              f"({self.prior_heads})")
+        if not 0 <= self.prior_weight_decay < float("inf"):
+            raise ValueError("prior_weight_decay must be a finite number >= 0")
 
 
 class VQVAE2Output(NamedTuple):

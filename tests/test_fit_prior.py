@@ -51,6 +51,22 @@ def test_fit_code_prior_is_seeded():
         assert torch.equal(value, fitted[1][1][name]), name
 
 
+def test_prior_weight_decay_shrinks_the_fitted_weights():
+    """The same fit with a strong decay ends with smaller prior weights; a bad value fails."""
+    grids = torch.randint(16, (96, 7, 7), generator=torch.Generator().manual_seed(1))
+    norms = []
+    for wd in (0.0, 5.0):
+        cfg = VQVAEConfig(**(TINY | {"prior_epochs": 3, "prior_batch_size": 32,
+                                     "prior_weight_decay": wd}))
+        torch.manual_seed(0)
+        prior = TransformerCodePrior(16, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads)
+        fit_code_prior(prior, grids, cfg, seed=3)
+        norms.append(sum(p.norm() ** 2 for p in prior.parameters()).sqrt().item())
+    assert norms[1] < 0.98 * norms[0]                 # (1 - lr * 5) ** 9 steps ~ 0.91 per weight
+    with pytest.raises(ValueError, match="prior_weight_decay"):
+        VQVAEConfig(**(TINY | {"prior_weight_decay": -0.1}))
+
+
 def test_validation_chooses_the_epoch_with_the_lowest_validation_nll():
     """Train on one kind of grid, validate on another: later epochs fit the training grids
     better and the validation grids worse, so an early epoch must be kept."""

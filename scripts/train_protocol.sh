@@ -15,6 +15,7 @@
 #                 scripts/train_protocol.sh priors mnist-vqvae       (44 min)
 #             PRIOR_ARGS="--prior-dim 128 --prior-layers 4 --prior-dropout 0 --prior-epochs 9" \
 #                 scripts/train_protocol.sh priors fashion-vqvae     (40 min)
+#           Add --prior-weight-decay W to PRIOR_ARGS for AdamW's decay (default 0.01).
 #           A 12-epoch run on randomly shifted images (--prior-augment-shift 1) was stopped:
 #           it needed about 65 min for the prior alone
 #   vqvae2  the two-level VQ-VAE (2x2 top, 7x7 bottom) on MNIST, 8 epochs with the best

@@ -50,7 +50,8 @@ from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
                 "prior_lr", "prior_weight_decay", "prior_batch_size", "prior_augment_shift")
 # metrics that describe the prior being replaced; evaluate writes them afresh
-STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch")
+STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch",
+                  "prior_selected_on_validation")
 
 
 # ----------------------------------------------------------------------------- fitting

@@ -21,7 +21,20 @@
 #   vqvae2  the two-level VQ-VAE (2x2 top, 7x7 bottom) on MNIST, 8 epochs with the best
 #           validation epoch kept, then its hierarchical code prior (8 epochs, chosen on
 #           validation); about 45 min on one core
+#   refit-flow, refit-prior  the last step of the protocol: the settings chosen on validation,
+#           trained again on all 60,000 training images (--val-size 0) for as many optimizer
+#           steps as the chosen run took, rounded up to whole epochs; scripts/record_selection.py
+#           copies the chosen run's validation figures beside the refit. The chosen runs must
+#           sit in checkpoints/ (made by `WD=0.03 ... flow 88` and by `priors
+#           mnist-vqvae-pwd0.1` on a copy of mnist-vqvae with the PRIOR_ARGS below)
+#             refit-flow:  88 epochs x (50,000 // 128 = 390 steps) = 34,320 steps
+#                          = 73.3 epochs x (60,000 // 128 = 468): 74 epochs, KL warm-up
+#                          3 x 390 = 1,170 steps = 2.5 epochs               (about 50 min)
+#             refit-prior: 10 epochs x ceil(50,000 / 128) = 3,910 steps
+#                          = 8.3 epochs x ceil(60,000 / 128): 9 epochs, the chosen run's
+#                          --prior-weight-decay 0.1 and no dropout          (about 45 min)
 # Usage: scripts/train_protocol.sh flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...]
+#        | refit-flow | refit-prior
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
@@ -43,5 +56,17 @@ case "${1:-}" in
           ${PRIOR_ARGS:---prior-dim 128 --prior-layers 4 --prior-dropout 0.1 --prior-epochs 8} &
     done
     wait ;;
-  *) echo "usage: $0 flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...]" >&2; exit 2 ;;
+  refit-flow)
+    $py -m latentlab.train --threads 1 --no-progress --dataset mnist --model vae --prior realnvp \
+        --latent-dim 16 --epochs 74 --weight-decay 0.03 --kl-warmup-epochs 2.5 --val-size 0 \
+        --out checkpoints/mnist-flow-z16-all
+    $py scripts/record_selection.py model checkpoints/mnist-flow-z16-val-e88-wd0.03 \
+        checkpoints/mnist-flow-z16-all ;;
+  refit-prior)  # on a copy of mnist-vqvae (fit_prior rewrites its folder)
+    rm -rf checkpoints/mnist-vqvae-all; cp -r checkpoints/mnist-vqvae checkpoints/mnist-vqvae-all
+    $py -m latentlab.fit_prior checkpoints/mnist-vqvae-all --threads 1 --no-progress --val-size 0 \
+        --prior-dim 128 --prior-layers 4 --prior-dropout 0 --prior-epochs 9 --prior-weight-decay 0.1
+    $py scripts/record_selection.py prior checkpoints/mnist-vqvae-pwd0.1 checkpoints/mnist-vqvae-all ;;
+  *) echo "usage: $0 flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...] | refit-flow | refit-prior" >&2
+     exit 2 ;;
 esac

@@ -52,6 +52,19 @@ def test_validation_figures_beside_the_protocols_commands(folder: Path):
 
 
 @pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
+def test_a_refit_on_all_training_images_names_the_run_that_chose_it(folder: Path):
+    """--val-size 0 is the protocol's last step: the chosen run's figures come along."""
+    m = _metrics(folder)
+    stages = [("command", "selected_on_validation", "val_history", "chosen_epoch"),
+              ("prior_command", "prior_selected_on_validation", "val_history", "chosen_epoch")]
+    for command, field, history, chosen in stages:
+        if command in m and _flag(m[command], "--val-size") == "0":
+            record = m[field]
+            assert record["rule"] and "--val-size 10000" in record[command.removeprefix("prior_")]
+            assert any(r["epoch"] == record[chosen] for r in record[history])
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=lambda p: p.name)
 def test_files_fit_a_space_without_lfs(folder: Path):
     for f in folder.iterdir():
         assert f.stat().st_size < 10 * 2**20, f

@@ -198,7 +198,10 @@ def fit_prior(model: VQVAE | VQVAE2, x: torch.Tensor, seed: int = 0, progress: b
     augmented = (lambda epoch: model.encode_dataset(shift_images(x, shift, aug_gen))) if shift else None
     fit = fit_code_prior(model.code_prior, grids, model.config, seed=seed, progress=progress,
                          val_grids=val_grids, should_stop=should_stop, epoch_grids=augmented)
-    train_bits = _nll_bits(model.code_prior, grids) if fit["val_history"] else fit["train_bits"]
+    # the fitted prior on its training grids, like test and validation (the running mean of
+    # an epoch's losses mixes weights from the whole epoch); a stopped or empty fit keeps that
+    fitted = not fit["stopped"] and math.isfinite(fit["train_bits"])
+    train_bits = _nll_bits(model.code_prior, grids) if fitted else fit["train_bits"]
     out = {"prior_train_nll_bits_per_code": round(train_bits, 4) if math.isfinite(train_bits) else None,
            "prior_train_wall_time_s": round(time.time() - start, 1),
            "prior_train_grids": _count(grids)}

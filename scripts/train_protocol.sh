@@ -26,15 +26,18 @@
 #           steps as the chosen run took, rounded up to whole epochs; scripts/record_selection.py
 #           copies the chosen run's validation figures beside the refit. The chosen runs must
 #           sit in checkpoints/ (made by `WD=0.03 ... flow 88` and by `priors
-#           mnist-vqvae-pwd0.1` on a copy of mnist-vqvae with the PRIOR_ARGS below)
+#           mnist-vqvae-pwd0.1` on a copy of mnist-vqvae with the PRIOR_ARGS below; Fashion's
+#           chosen run is the shipped fashion-vqvae itself)
 #             refit-flow:  88 epochs x (50,000 // 128 = 390 steps) = 34,320 steps
 #                          = 73.3 epochs x (60,000 // 128 = 468): 74 epochs, KL warm-up
 #                          3 x 390 = 1,170 steps = 2.5 epochs               (about 50 min)
-#             refit-prior: 10 epochs x ceil(50,000 / 128) = 3,910 steps
+#             refit-prior mnist:   10 epochs x ceil(50,000 / 128) = 3,910 steps
 #                          = 8.3 epochs x ceil(60,000 / 128): 9 epochs, the chosen run's
 #                          --prior-weight-decay 0.1 and no dropout          (about 45 min)
+#             refit-prior fashion: 9 epochs x 391 = 3,519 steps = 7.5 x 469: 8 epochs, the
+#                          shipped fashion-vqvae's settings (no dropout, decay 0.01)  (43 min)
 # Usage: scripts/train_protocol.sh flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...]
-#        | refit-flow | refit-prior
+#        | refit-flow | refit-prior mnist|fashion
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
@@ -62,11 +65,17 @@ case "${1:-}" in
         --out checkpoints/mnist-flow-z16-all
     $py scripts/record_selection.py model checkpoints/mnist-flow-z16-val-e88-wd0.03 \
         checkpoints/mnist-flow-z16-all ;;
-  refit-prior)  # on a copy of mnist-vqvae (fit_prior rewrites its folder)
-    rm -rf checkpoints/mnist-vqvae-all; cp -r checkpoints/mnist-vqvae checkpoints/mnist-vqvae-all
-    $py -m latentlab.fit_prior checkpoints/mnist-vqvae-all --threads 1 --no-progress --val-size 0 \
-        --prior-dim 128 --prior-layers 4 --prior-dropout 0 --prior-epochs 9 --prior-weight-decay 0.1
-    $py scripts/record_selection.py prior checkpoints/mnist-vqvae-pwd0.1 checkpoints/mnist-vqvae-all ;;
-  *) echo "usage: $0 flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...] | refit-flow | refit-prior" >&2
+  refit-prior)  # on a copy of the VQ-VAE (fit_prior rewrites its folder)
+    case "${2:-}" in
+      mnist)   chosen=mnist-vqvae-pwd0.1; args=(--prior-epochs 9 --prior-weight-decay 0.1) ;;
+      fashion) chosen=fashion-vqvae; args=(--prior-epochs 8 --prior-weight-decay 0.01) ;;
+      *) echo "usage: $0 refit-prior mnist | fashion" >&2; exit 2 ;;
+    esac
+    out=checkpoints/$2-vqvae-all
+    rm -rf "$out"; cp -r "checkpoints/$2-vqvae" "$out"
+    $py -m latentlab.fit_prior "$out" --threads 1 --no-progress --val-size 0 \
+        --prior-dim 128 --prior-layers 4 --prior-dropout 0 "${args[@]}"
+    $py scripts/record_selection.py prior "checkpoints/$chosen" "$out" ;;
+  *) echo "usage: $0 flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...] | refit-flow | refit-prior mnist|fashion" >&2
      exit 2 ;;
 esac

@@ -3,10 +3,11 @@
 # every choice made on them, the test set scored once afterwards by scripts/eval_protocol.sh):
 #   flow    MNIST z=16 VAE with the RealNVP prior (8 couplings of width 128), the epoch with the
 #           lowest validation loss kept, written to checkpoints/mnist-flow-z16-val-eEPOCHS[-lL-hH].
-#           The shipped mnist-flow-z16 is `flow 88` (50 min on one core), chosen on validation
-#           over `flow 64` (37 min) and `flow 64 12 256` (stopped at epoch 18: no better than
-#           the 8x128 flow at the same epoch) and then renamed; see its metrics.json.
-#           WD=0.03 adds AdamW's weight decay (out name ends -wd0.03)
+#           WD=0.03 adds AdamW's weight decay (out name ends -wd0.03). `WD=0.03 ... flow 88`
+#           (48 min on one core) was chosen on validation over `flow 88` (50 min), `flow 64`
+#           (37 min) and `flow 64 12 256` (stopped at epoch 18: no better than the 8x128 flow
+#           at the same epoch); the shipped mnist-flow-z16 is its `refit-flow`, renamed; see
+#           its metrics.json
 #   priors  the shipped VQ-VAEs' code priors refitted (their epochs had been chosen on test),
 #           the epoch with the lowest validation NLL kept. Default: 8 epochs with dropout 0.1
 #           (about 38 min). The shipped priors came from fits without dropout, kept over the

@@ -48,8 +48,12 @@ def selection_record(stage: str, selection: dict) -> dict:
 
 
 def record(stage: str, selection_dir: Path, refit_dir: Path) -> dict:
-    """Add the selection run's record to the refit's metrics.json; returns the new content."""
+    """Add the selection run's record to the refit's metrics.json; returns the new content.
+    ``selection_dir`` may also be an earlier refit: its record is carried over, so the shipped
+    model can be refit again after the validation run's folder is gone."""
     selection = json.loads((selection_dir / "metrics.json").read_text())
+    if FIELD[stage] in selection:
+        return update_metrics(refit_dir, {FIELD[stage]: selection[FIELD[stage]]})
     missing = [k for k, name in KEYS[stage].items() if name in REQUIRED and k not in selection]
     if missing:
         raise ValueError(f"{selection_dir} was not chosen on validation: it has no {missing}")

@@ -25,10 +25,10 @@
 #   refit-flow, refit-prior  the last step of the protocol: the settings chosen on validation,
 #           trained again on all 60,000 training images (--val-size 0) for as many optimizer
 #           steps as the chosen run took, rounded up to whole epochs; scripts/record_selection.py
-#           copies the chosen run's validation figures beside the refit. The chosen runs must
-#           sit in checkpoints/ (made by `WD=0.03 ... flow 88` and by `priors
-#           mnist-vqvae-pwd0.1` on a copy of mnist-vqvae with the PRIOR_ARGS below; Fashion's
-#           chosen run is the shipped fashion-vqvae itself)
+#           copies the chosen run's validation figures beside the refit. They are taken from
+#           the shipped model, which carries them (first made from the validation runs
+#           `WD=0.03 ... flow 88`, `priors mnist-vqvae-pwd0.1` on a copy of mnist-vqvae with
+#           the PRIOR_ARGS below plus --prior-weight-decay 0.1, and the shipped fashion-vqvae)
 #             refit-flow:  88 epochs x (50,000 // 128 = 390 steps) = 34,320 steps
 #                          = 73.3 epochs x (60,000 // 128 = 468): 74 epochs, KL warm-up
 #                          3 x 390 = 1,170 steps = 2.5 epochs               (about 50 min)
@@ -64,19 +64,18 @@ case "${1:-}" in
     $py -m latentlab.train --threads 1 --no-progress --dataset mnist --model vae --prior realnvp \
         --latent-dim 16 --epochs 74 --weight-decay 0.03 --kl-warmup-epochs 2.5 --val-size 0 \
         --out checkpoints/mnist-flow-z16-all
-    $py scripts/record_selection.py model checkpoints/mnist-flow-z16-val-e88-wd0.03 \
-        checkpoints/mnist-flow-z16-all ;;
+    $py scripts/record_selection.py model checkpoints/mnist-flow-z16 checkpoints/mnist-flow-z16-all ;;
   refit-prior)  # on a copy of the VQ-VAE (fit_prior rewrites its folder)
     case "${2:-}" in
-      mnist)   chosen=mnist-vqvae-pwd0.1; args=(--prior-epochs 9 --prior-weight-decay 0.1) ;;
-      fashion) chosen=fashion-vqvae; args=(--prior-epochs 8 --prior-weight-decay 0.01) ;;
+      mnist)   args=(--prior-epochs 9 --prior-weight-decay 0.1) ;;
+      fashion) args=(--prior-epochs 8 --prior-weight-decay 0.01) ;;
       *) echo "usage: $0 refit-prior mnist | fashion" >&2; exit 2 ;;
     esac
     out=checkpoints/$2-vqvae-all
     rm -rf "$out"; cp -r "checkpoints/$2-vqvae" "$out"
     $py -m latentlab.fit_prior "$out" --threads 1 --no-progress --val-size 0 \
         --prior-dim 128 --prior-layers 4 --prior-dropout 0 "${args[@]}"
-    $py scripts/record_selection.py prior "checkpoints/$chosen" "$out" ;;
+    $py scripts/record_selection.py prior "checkpoints/$2-vqvae" "$out" ;;
   *) echo "usage: $0 flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...] | refit-flow | refit-prior mnist|fashion" >&2
      exit 2 ;;
 esac

@@ -47,6 +47,18 @@ def test_the_refit_keeps_its_own_figures_and_gains_the_chosen_runs(tmp_path: Pat
     assert record["train_wall_time_s"] == {"model": 12.5, "prior": 7.0}[stage]
 
 
+@pytest.mark.parametrize("stage", ["model", "prior"])
+def test_an_earlier_refit_passes_its_record_on(tmp_path: Path, stage: str):
+    chosen = _folder(tmp_path, "chosen", SELECTION[stage])
+    first = _folder(tmp_path, "first", {"command": "python -m latentlab.train --val-size 0"})
+    record_selection.record(stage, chosen, first)
+    again = _folder(tmp_path, "again", {"command": "python -m latentlab.train --val-size 0"})
+    m = record_selection.record(stage, first, again)
+    field = record_selection.FIELD[stage]
+    assert m[field] == json.loads((first / "metrics.json").read_text())[field]
+    assert "--val-size 10000" in m[field]["command"]
+
+
 def test_a_run_not_chosen_on_validation_is_refused(tmp_path: Path):
     chosen = _folder(tmp_path, "chosen", {"command": "python -m latentlab.train --epochs 3"})
     refit = _folder(tmp_path, "refit", {"command": "x"})

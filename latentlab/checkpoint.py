@@ -53,7 +53,7 @@ WEIGHTS, CONFIG, METRICS = "model.safetensors", "config.json", "metrics.json"
 # is refused before any memory is asked for. Float fields must be finite.
 CONFIG_LIMITS: dict[str, dict[str, int]] = {
     "VAEConfig": {"latent_dim": 1024, "channels": 512, "hidden": 8192, "flow_layers": 64,
-                  "flow_hidden": 8192, "categories": 1024},
+                  "flow_hidden": 8192, "categories": 1024, "iwae_k": 64},
     "VQVAEConfig": {"num_codes": 65536, "code_dim": 1024, "channels": 512, "prior_dim": 4096,
                     "prior_layers": 64, "prior_heads": 64, "prior_epochs": 1000,
                     "prior_batch_size": 65536, "kmeans_iters": 1000, "restart_after": 10**9,

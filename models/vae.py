@@ -13,6 +13,10 @@ Variants come from the config, not from copied classes:
   Gumbel-softmax at a temperature annealed from ``tau_start`` to ``tau_end`` (straight-through
   when asked), uniform prior, exact categorical KL.
 
+``iwae_k > 1`` trains a Gaussian-posterior model on the importance-weighted bound instead,
+L_k(x) = E log (1/k) sum_i p_theta(x|z_i) p(z_i) / q_phi(z_i|x) >= ELBO (Burda et al., 2016):
+the same model, a tighter objective, k decoder passes per image.
+
 >>> vae = VAE(VAEConfig(latent_dim=2))
 >>> out = vae(torch.bernoulli(torch.rand(4, 1, 28, 28)))
 >>> out.loss.shape, out.kl.shape
@@ -57,6 +61,7 @@ class VAEConfig:
     tau_start: float = 1.0    # Gumbel-softmax temperature at the start of training ...
     tau_end: float = 0.5      # ... annealed exponentially to this at the end
     straight_through: bool = False  # hard one-hot forward, soft gradient backward
+    iwae_k: int = 1           # importance samples in the training bound: 1 = the ELBO, k > 1 = L_k
 
     def __post_init__(self):
         if self.latent_dim < 1 or self.categories < 2:
@@ -71,6 +76,9 @@ class VAEConfig:
             raise ValueError("beta must be a finite number >= 0")
         if not (0 < self.tau_end <= self.tau_start and math.isfinite(self.tau_start)):
             raise ValueError("the temperatures need 0 < tau_end <= tau_start")
+        if self.iwae_k < 1 or (self.iwae_k > 1 and self.posterior != "gaussian"):
+            raise ValueError("iwae_k must be >= 1, and above 1 it needs posterior='gaussian' "
+                             "(the bound weighs each z by its density under q(z|x))")
 
     @property
     def code_size(self) -> int:
@@ -79,7 +87,7 @@ class VAEConfig:
 
 
 class VAEOutput(NamedTuple):
-    loss: torch.Tensor        # scalar: mean of rec_nll + beta * kl (what is minimised)
+    loss: torch.Tensor        # scalar: mean of rec_nll + beta * kl, or -L_k (what is minimised)
     elbo: torch.Tensor        # (B,) ELBO in nats with beta = 1
     rec_nll: torch.Tensor     # (B,) -log p_theta(x|z) for the sampled z
     kl: torch.Tensor          # (B,) KL(q(z|x) || p(z)), analytic or one-sample estimate
@@ -193,14 +201,30 @@ class VAE(nn.Module):
 
     def forward(self, x: torch.Tensor, beta: float | None = None,
                 generator: torch.Generator | None = None) -> VAEOutput:
+        """The training objective on x (B, 1, 28, 28); the logged terms are from one z each."""
         q = self.posterior(x)
+        b = self.config.beta if beta is None else beta
+        if self.config.iwae_k > 1:
+            return self._iwae_forward(x, q, b, generator)
         z = self.posterior_samples(q, 1, generator)[0]                       # (B, D) | (B, N, K)
         logits = self.decode(z)
         rec_nll = -bernoulli_log_prob(logits, x)                             # (B,)
         kl = self.kl(q, z)                                                   # (B,)
-        b = self.config.beta if beta is None else beta
         loss = (rec_nll + b * kl).mean()
         return VAEOutput(loss, -(rec_nll + kl), rec_nll, kl, z, logits)
+
+    def _iwae_forward(self, x: torch.Tensor, q: Distribution, beta: float,
+                      generator: torch.Generator | None) -> VAEOutput:
+        """Minimises -L_k, L_k = E log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x) (Burda et al.,
+        2016): a tighter bound than the ELBO, so q need not fit p(z|x) to keep log p(x) high.
+        beta weighs log p(z_i) - log q(z_i|x) inside each weight (the warm-up's lever)."""
+        k = self.config.iwae_k
+        z = self.posterior_samples(q, k, generator)                          # (k, B, D)
+        logits = self.decode(z)                                              # (k, B, 1, 28, 28)
+        rec_nll = -bernoulli_log_prob(logits, x.unsqueeze(0))                # (k, B)
+        kl = q.log_prob(z) - self.prior.log_prob(z)                          # (k, B) one-z estimates
+        bound = torch.logsumexp(-(rec_nll + beta * kl), dim=0) - math.log(k)  # (B,)
+        return VAEOutput(-bound.mean(), -(rec_nll[0] + kl[0]), rec_nll[0], kl[0], z[0], logits[0])
 
     @torch.no_grad()
     def importance_terms(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None

@@ -27,7 +27,7 @@ RULE = ("settings and optimizer steps chosen on validation (the last 10,000 trai
 KEYS = {"model": {"command": "command", "train_wall_time_s": "train_wall_time_s",
                   "val_split": "val_split", "val_rule": "val_rule",
                   "val_chosen_epoch": "chosen_epoch", "val": "val_figures",
-                  "val_history": "val_history"},
+                  "val_history": "val_history", "val_nll_iwae": "val_nll_iwae"},
         "prior": {"prior_command": "command", "prior_train_wall_time_s": "train_wall_time_s",
                   "prior_val_rule": "val_rule", "prior_chosen_epoch": "chosen_epoch",
                   "prior_val_nll_bits_per_code": "val_figures",

@@ -47,7 +47,8 @@ case "${1:-}" in
     e=${2:-88}; size=(); out=checkpoints/mnist-flow-z16-val-e$e
     if [ -n "${3:-}" ]; then size=(--flow-layers "$3" --flow-hidden "${4:?LAYERS needs HIDDEN}"); out+=-l$3-h$4; fi
     if [ -n "${WD:-}" ]; then size+=(--weight-decay "$WD"); out+=-wd$WD; fi
-    $py -m latentlab.train --threads 1 --no-progress --dataset mnist --model vae --prior realnvp \
+    if [ -n "${IWAE_K:-}" ]; then size+=(--iwae-k "$IWAE_K"); out+=-iwae$IWAE_K; fi
+    $py -m latentlab.train --threads "${THREADS:-1}" --no-progress --dataset mnist --model vae --prior realnvp \
         --latent-dim 16 --epochs "$e" "${size[@]}" --kl-warmup-epochs 3 --val-size 10000 \
         --keep-best true --out "$out" ;;
   vqvae2)

@@ -176,6 +176,9 @@ def test_check_config_bounds_every_model_kind():
     for config_cls, _ in MODEL_KINDS.values():
         assert check_config(config_cls()) == config_cls()  # the defaults are inside the limits
         assert config_cls.__name__ in CONFIG_LIMITS
+    from models.vae import VAEConfig
+    with pytest.raises(ValueError, match="iwae_k must lie between 0 and 64"):
+        check_config(VAEConfig(iwae_k=10**6))  # a million decoder passes per image: refused
 
 
 def test_the_meta_shape_check_leaves_real_initialisation_alone():

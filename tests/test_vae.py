@@ -152,11 +152,39 @@ def test_beta_scales_only_the_kl_term(x):
     assert torch.allclose(full.elbo, half.elbo)  # the reported ELBO always uses beta = 1
 
 
+@pytest.mark.parametrize("kind", ["normal", "realnvp"])
+def test_iwae_training_bound_is_the_logmeanexp_of_the_same_weights(kind, x):
+    """With k = 3 the loss is -log (1/3) sum_i w_i over the very z_i the posterior draws,
+    which lies between the best weight and their mean (Jensen): tighter than the ELBO."""
+    vae = tiny(kind, iwae_k=3)
+    out = vae(x, generator=torch.Generator().manual_seed(2))
+    q = vae.posterior(x)
+    z = q.rsample((3,), generator=torch.Generator().manual_seed(2))          # (3, B, D)
+    from models.vae import bernoulli_log_prob
+    log_w = bernoulli_log_prob(vae.decode(z), x) + vae.prior.log_prob(z) - q.log_prob(z)
+    expected = -(torch.logsumexp(log_w, 0) - math.log(3)).mean()
+    assert torch.allclose(out.loss, expected, atol=1e-4)
+    assert out.loss <= -log_w.mean() + 1e-4
+    assert out.loss >= -log_w.max(0).values.mean() - 1e-4
+    assert out.rec_nll.shape == out.kl.shape == (5,) and out.z.shape == (5, 3)
+    out.loss.backward()
+    assert all(p.grad is not None for p in vae.encoder.parameters())
+
+
+def test_iwae_k_one_is_the_elbo_and_beta_weighs_the_prior_term(x):
+    g = lambda: torch.Generator().manual_seed(5)
+    assert torch.allclose(tiny("normal")(x, generator=g()).loss,
+                          tiny("normal", iwae_k=1)(x, generator=g()).loss)
+    vae = tiny("realnvp", iwae_k=2)
+    assert not torch.allclose(vae(x, beta=0.1, generator=g()).loss, vae(x, generator=g()).loss)
+
+
 @pytest.mark.parametrize("fields", [
     {"prior": "vamp"}, {"latent_dim": 0}, {"beta": -1.0}, {"beta": float("nan")},
     {"posterior": "deterministic", "prior": "realnvp"}, {"posterior": "categorical"},
     {"posterior": "gaussian", "prior": "uniform"}, {"tau_start": 0.5, "tau_end": 1.0},
-    {"categories": 1}])
+    {"categories": 1}, {"iwae_k": 0}, {"iwae_k": 2, "posterior": "deterministic"},
+    {"iwae_k": 2, "posterior": "categorical", "prior": "uniform"}])
 def test_impossible_configs_fail_early(fields):
     with pytest.raises(ValueError):
         VAEConfig(**fields)

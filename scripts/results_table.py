@@ -35,14 +35,17 @@ def _minutes(m: dict) -> str:
     return "-" if t is None else f"{t / 60:.0f}"
 
 
-def vae_row(name: str, m: dict) -> str:
+def vae_row(name: str, m: dict, model_cfg: dict | None = None) -> str:
+    """One row of the VAE table; a model trained on the IWAE bound L_k is labelled so."""
+    k_train = (model_cfg or {}).get("iwae_k", 1)
+    label = f"`{name}`" + (f" (trained on L_{k_train})" if k_train > 1 else "")
     cfg = m.get("train_config", {})
     s = m.get("elbo_surgery", {})
     q = m.get("sample_quality", {})
     nll = m.get("test_nll_iwae")
     k = m.get("iwae_k")
     partial = " (partial)" if m.get("eval_limit") else ""
-    return (f"| `{name}` | {_f(nll)}{f' (k={k})' if nll is not None else ''}{partial} "
+    return (f"| {label} | {_f(nll)}{f' (k={k})' if nll is not None else ''}{partial} "
             f"| {_val(m)} | {_f(-m['test_elbo'] if 'test_elbo' in m else None)} "
             f"| {_f(m.get('test_kl'))} "
             f"| {_f(s.get('mutual_information'))} | {_f(s.get('marginal_kl'))} "
@@ -184,7 +187,7 @@ def main(root: str = "checkpoints") -> None:
             lecture[path.name] = (cfg, m)
         if (kind == "vae" and cfg.get("posterior", "gaussian") == "gaussian"
                 and not path.name.startswith("mnist-vae-z16-beta")):
-            rows["vae"].append(vae_row(path.name, m))
+            rows["vae"].append(vae_row(path.name, m, cfg))
         elif kind == "vqvae":
             rows["vqvae"].append(vq_row(path.name, m))
             rows["vq_quality"].append(vq_quality_row(path.name, m))

@@ -3,11 +3,15 @@
 # every choice made on them, the test set scored once afterwards by scripts/eval_protocol.sh):
 #   flow    MNIST z=16 VAE with the RealNVP prior (8 couplings of width 128), the epoch with the
 #           lowest validation loss kept, written to checkpoints/mnist-flow-z16-val-eEPOCHS[-lL-hH].
-#           WD=0.03 adds AdamW's weight decay (out name ends -wd0.03). `WD=0.03 ... flow 88`
-#           (48 min on one core) was chosen on validation over `flow 88` (50 min), `flow 64`
-#           (37 min) and `flow 64 12 256` (stopped at epoch 18: no better than the 8x128 flow
-#           at the same epoch); the shipped mnist-flow-z16 is its `refit-flow`, renamed; see
-#           its metrics.json
+#           WD=0.03 adds AdamW's weight decay (out name ends -wd0.03), IWAE_K=3 trains on the
+#           importance-weighted bound L_3 (-iwae3), THREADS=2 gives the run both cores.
+#           `IWAE_K=3 THREADS=2 WD=0.03 ... flow 64` (48 min on two cores) was chosen over
+#           `WD=0.03 ... flow 88` (48 min on one core), `flow 88` (50 min), `flow 64` (37 min)
+#           and `flow 64 12 256` (stopped at epoch 18: no better than the 8x128 flow at the
+#           same epoch). Runs trained on different bounds are compared by
+#           `scripts/val_nll.py RUN ... --k 200` (the IWAE bound on the validation images);
+#           the shipped mnist-flow-z16 is the chosen run's `refit-flow`, renamed: see its
+#           metrics.json
 #   priors  the shipped VQ-VAEs' code priors refitted (their epochs had been chosen on test),
 #           the epoch with the lowest validation NLL kept. Default: 8 epochs with dropout 0.1
 #           (about 38 min). The shipped priors came from fits without dropout, kept over the
@@ -29,9 +33,10 @@
 #           the shipped model, which carries them (first made from the validation runs
 #           `WD=0.03 ... flow 88`, `priors mnist-vqvae-pwd0.1` on a copy of mnist-vqvae with
 #           the PRIOR_ARGS below plus --prior-weight-decay 0.1, and the shipped fashion-vqvae)
-#             refit-flow:  88 epochs x (50,000 // 128 = 390 steps) = 34,320 steps
-#                          = 73.3 epochs x (60,000 // 128 = 468): 74 epochs, KL warm-up
-#                          3 x 390 = 1,170 steps = 2.5 epochs               (about 50 min)
+#             refit-flow:  best epoch 61 x (50,000 // 128 = 390 steps) = 23,790 steps
+#                          = 50.8 epochs x (60,000 // 128 = 468): 51 epochs, KL warm-up
+#                          3 x 390 = 1,170 steps = 2.5 epochs, L_3, two threads
+#                          (about 45 min; SELECTION=the validation run the first time)
 #             refit-prior mnist:   10 epochs x ceil(50,000 / 128) = 3,910 steps
 #                          = 8.3 epochs x ceil(60,000 / 128): 9 epochs, the chosen run's
 #                          --prior-weight-decay 0.1 and no dropout          (about 45 min)
@@ -62,10 +67,11 @@ case "${1:-}" in
     done
     wait ;;
   refit-flow)
-    $py -m latentlab.train --threads 1 --no-progress --dataset mnist --model vae --prior realnvp \
-        --latent-dim 16 --epochs 74 --weight-decay 0.03 --kl-warmup-epochs 2.5 --val-size 0 \
-        --out checkpoints/mnist-flow-z16-all
-    $py scripts/record_selection.py model checkpoints/mnist-flow-z16 checkpoints/mnist-flow-z16-all ;;
+    $py -m latentlab.train --threads "${THREADS:-2}" --no-progress --dataset mnist --model vae \
+        --prior realnvp --latent-dim 16 --epochs 51 --weight-decay 0.03 --iwae-k 3 \
+        --kl-warmup-epochs 2.5 --val-size 0 --out checkpoints/mnist-flow-z16-all
+    $py scripts/record_selection.py model "${SELECTION:-checkpoints/mnist-flow-z16}" \
+        checkpoints/mnist-flow-z16-all ;;
   refit-prior)  # on a copy of the VQ-VAE (fit_prior rewrites its folder)
     case "${2:-}" in
       mnist)   args=(--prior-epochs 9 --prior-weight-decay 0.1) ;;

@@ -59,7 +59,8 @@ def test_evaluate_cli_writes_vae_metrics(tmp_path, classifier_dir, prior):
         [str(out), *QUICK, "--classifier", str(classifier_dir)])
     assert m["eval_limit"] == 64 and m["eval_n_test"] == 64 and m["iwae_k"] == 8
     assert m["eval_binarization_seed"] == data.TEST_BINARIZATION_SEED
-    assert m["eval_wall_time_s"] > 0 and "cpu" in m["eval_device"] and m["eval_date"]
+    # rounded to 0.1 s, so a 64-image run of a tiny model may read 0.0
+    assert m["eval_wall_time_s"] >= 0 and "cpu" in m["eval_device"] and m["eval_date"]
     # bounds hold: NLL <= -ELBO, and the surgery parts add up
     assert m["test_nll_iwae"] <= -m["test_elbo"] + 1e-2
     s = m["elbo_surgery"]

@@ -161,6 +161,11 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
     return (u < x).to(x.dtype)
 
 
+def binarize_validation(x_val: torch.Tensor) -> torch.Tensor:
+    """The validation images on the bits every model is validated on (one fixed seed)."""
+    return binarize(x_val, torch.Generator().manual_seed(VAL_BINARIZATION_SEED))
+
+
 def train_val_split(name: str, val_size: int = VAL_SIZE
                     ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """((x_train, y_train), (x_val, y_val)): the last ``val_size`` training images are held out.

@@ -144,7 +144,7 @@ class Trainer:
             x, y = x[: cfg.subset], y[: cfg.subset]
         self.x, self.y = x.to(self.device), y.to(self.device)
         if self.kind in BINARIZED:  # validated on fixed bits, like the test set
-            x_val = data.binarize(x_val, torch.Generator().manual_seed(data.VAL_BINARIZATION_SEED))
+            x_val = data.binarize_validation(x_val)
         self.x_val, self.y_val = x_val.to(self.device), y_val.to(self.device)
         self.best: tuple[float, int, dict] | None = None  # (val loss, epoch, CPU weights)
         self.model = model.to(self.device)

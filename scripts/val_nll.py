@@ -31,7 +31,7 @@ from latentlab.metrics import iwae_log_px
 def validation_images(dataset: str, val_size: int = data.VAL_SIZE) -> torch.Tensor:
     """The validation split as the trainer binarizes it: (val_size, 1, 28, 28) in {0, 1}."""
     _, (x_val, _) = data.train_val_split(dataset, val_size)
-    return data.binarize(x_val, torch.Generator().manual_seed(data.VAL_BINARIZATION_SEED))
+    return data.binarize_validation(x_val)
 
 
 def val_nll(folder: str | Path, k: int = 200, limit: int | None = None, seed: int = 0,

@@ -1,7 +1,7 @@
 """The IWAE bound on the validation split: one yardstick for runs trained with different bounds.
 
 Each run keeps the epoch with its lowest ``val_loss``, but that loss is the run's own training
-bound: the ELBO for ``--iwae-k 1``, the looser-to-tighter L_k for ``--iwae-k k``. Runs trained
+bound: the ELBO for ``--iwae-k 1``, the tighter L_k for ``--iwae-k k``. Runs trained
 on different bounds are therefore compared on the same estimate of -log p(x) instead:
 L_k(x) = log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x) with a large k, on the validation images
 (the last 10,000 training images, binarized with the trainer's validation seed, so the bits
@@ -41,9 +41,8 @@ def val_nll(folder: str | Path, k: int = 200, limit: int | None = None, seed: in
     ``x_val`` replaces the split (tests); ``limit`` keeps its first images.
     """
     model, info = load_checkpoint(folder)
-    metrics = json.loads((Path(folder) / "metrics.json").read_text() or "{}")
-    if x_val is None and metrics.get("val_size", data.VAL_SIZE) != data.VAL_SIZE:
-        raise ValueError(f"{folder} was trained with --val-size {metrics['val_size']}: it has "
+    if x_val is None and info.metrics.get("val_size", data.VAL_SIZE) != data.VAL_SIZE:
+        raise ValueError(f"{folder} was trained with --val-size {info.metrics['val_size']}: it has "
                          f"seen (some of) the validation images, so their bound means nothing")
     if info.kind != "vae":
         raise ValueError(f"{folder}: a {info.kind} has no IWAE bound; only VAEs do")

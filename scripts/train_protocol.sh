@@ -5,7 +5,8 @@
 #           lowest validation loss kept, written to checkpoints/mnist-flow-z16-val-eEPOCHS[-lL-hH].
 #           WD=0.03 adds AdamW's weight decay (out name ends -wd0.03), IWAE_K=3 trains on the
 #           importance-weighted bound L_3 (-iwae3), THREADS=2 gives the run both cores.
-#           `IWAE_K=3 THREADS=2 WD=0.03 ... flow 64` (48 min on two cores) was chosen over
+#           `IWAE_K=3 THREADS=2 WD=0.03 ... flow 84` (47 min on two cores) was chosen over
+#           the same at `flow 64` (48 min, three epochs slowed by a job beside it),
 #           `WD=0.03 ... flow 88` (48 min on one core), `flow 88` (50 min), `flow 64` (37 min)
 #           and `flow 64 12 256` (stopped at epoch 18: no better than the 8x128 flow at the
 #           same epoch). Runs trained on different bounds are compared by
@@ -33,17 +34,19 @@
 #           the shipped model, which carries them (first made from the validation runs
 #           `WD=0.03 ... flow 88`, `priors mnist-vqvae-pwd0.1` on a copy of mnist-vqvae with
 #           the PRIOR_ARGS below plus --prior-weight-decay 0.1, and the shipped fashion-vqvae)
-#             refit-flow:  best epoch 61 x (50,000 // 128 = 390 steps) = 23,790 steps
-#                          = 50.8 epochs x (60,000 // 128 = 468): 51 epochs, KL warm-up
-#                          3 x 390 = 1,170 steps = 2.5 epochs, L_3, two threads
-#                          (about 45 min; SELECTION=the validation run the first time)
+#             refit-flow [EPOCHS]:  best epoch 81 x (50,000 // 128 = 390 steps) = 31,590
+#                          steps = 67.5 epochs x (60,000 // 128 = 468): 68 epochs, KL warm-up
+#                          3 x 390 = 1,170 steps = 2.5 epochs, L_3, two threads (about 45 min;
+#                          SELECTION=the validation run the first time). The model shipped
+#                          before it was the same recipe from `flow 64`'s best epoch 61:
+#                          `refit-flow 51`
 #             refit-prior mnist:   10 epochs x ceil(50,000 / 128) = 3,910 steps
 #                          = 8.3 epochs x ceil(60,000 / 128): 9 epochs, the chosen run's
 #                          --prior-weight-decay 0.1 and no dropout          (about 45 min)
 #             refit-prior fashion: 9 epochs x 391 = 3,519 steps = 7.5 x 469: 8 epochs, the
 #                          shipped fashion-vqvae's settings (no dropout, decay 0.01)  (43 min)
 # Usage: scripts/train_protocol.sh flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...]
-#        | refit-flow | refit-prior mnist|fashion
+#        | refit-flow [EPOCHS] | refit-prior mnist|fashion
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-.venv/bin/python}
@@ -68,7 +71,7 @@ case "${1:-}" in
     wait ;;
   refit-flow)
     $py -m latentlab.train --threads "${THREADS:-2}" --no-progress --dataset mnist --model vae \
-        --prior realnvp --latent-dim 16 --epochs 51 --weight-decay 0.03 --iwae-k 3 \
+        --prior realnvp --latent-dim 16 --epochs "${2:-68}" --weight-decay 0.03 --iwae-k 3 \
         --kl-warmup-epochs 2.5 --val-size 0 --out checkpoints/mnist-flow-z16-all
     $py scripts/record_selection.py model "${SELECTION:-checkpoints/mnist-flow-z16}" \
         checkpoints/mnist-flow-z16-all ;;
@@ -83,6 +86,6 @@ case "${1:-}" in
     $py -m latentlab.fit_prior "$out" --threads 1 --no-progress --val-size 0 \
         --prior-dim 128 --prior-layers 4 --prior-dropout 0 "${args[@]}"
     $py scripts/record_selection.py prior "checkpoints/$2-vqvae" "$out" ;;
-  *) echo "usage: $0 flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...] | refit-flow | refit-prior mnist|fashion" >&2
+  *) echo "usage: $0 flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...] | refit-flow [EPOCHS] | refit-prior mnist|fashion" >&2
      exit 2 ;;
 esac

@@ -31,6 +31,7 @@ import torch.distributed as dist
 from torch import nn
 
 from latentlab import data, settings
+from latentlab.averaging import WeightAverage
 from latentlab.checkpoint import check_config, nonfinite_tensors, save_checkpoint
 from latentlab.device import device_description, pick_device
 from latentlab.errors import UserError
@@ -87,6 +88,7 @@ class TrainConfig:
     subset: int = 0                    # train on the first N images only (0 = all)
     val_size: int = 10000              # last N training images held out for validation (0 = none)
     keep_best: bool = False            # keep the weights of the epoch with the lowest val loss
+    polyak_decay: float = 0.0          # > 0: validate and save an EMA of the weights
     device: str = "auto"               # auto = CUDA when present
     bf16: bool = False                 # autocast on CUDA only
     threads: int = 0                   # torch CPU threads (0 = torch's default)
@@ -100,6 +102,8 @@ class TrainConfig:
             raise ValueError("min_lr_ratio must lie in [0, 1] and kl_warmup_epochs be finite >= 0")
         if self.val_size < 0:
             raise ValueError("val_size must be >= 0 (0 = no validation split)")
+        if not 0 <= self.polyak_decay < 1:
+            raise ValueError("polyak_decay must lie in [0, 1) (0 = no weight averaging)")
         if self.keep_best and not self.val_size:
             raise ValueError("keep_best chooses an epoch on validation: it needs val_size > 0")
 
@@ -162,6 +166,7 @@ class Trainer:
             self.optimizer, lambda s: cfg.min_lr_ratio + (1 - cfg.min_lr_ratio)
             * 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
         self.generator = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        self.average = WeightAverage(unwrap(self.model), cfg.polyak_decay) if cfg.polyak_decay else None
         self.epoch = 0
         self.history: list[dict] = []
 
@@ -203,6 +208,8 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             self.scheduler.step()
+            if self.average is not None:
+                self.average.update(unwrap(self.model))
             for k, v in logs.items():  # summed on the device: no host sync per step
                 sums[k] = sums.get(k, 0.0) + v.detach().float()
             n += 1
@@ -228,6 +235,12 @@ class Trainer:
         """
         if not len(self.x_val):
             return {}
+        if self.average is not None:  # the weights that will be saved are the ones scored
+            with self.average.swapped_into(unwrap(self.model)):
+                return self._validate(batch_size)
+        return self._validate(batch_size)
+
+    def _validate(self, batch_size: int) -> dict:
         self.model.eval()
         sums: dict[str, torch.Tensor] = {}
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
@@ -243,12 +256,21 @@ class Trainer:
         if not self.cfg.keep_best or "val_loss" not in result:
             return
         if self.best is None or result["val_loss"] < self.best[0]:
-            weights = {k: v.detach().cpu().clone() for k, v in unwrap(self.model).state_dict().items()}
-            self.best = (result["val_loss"], self.epoch, weights)
+            self.best = (result["val_loss"], self.epoch, self.weights())
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """CPU copies of the weights this run saves: the EMA when averaging, else the live ones."""
+        model = unwrap(self.model)
+        if self.average is not None:
+            return self.average.state_dict(model)
+        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
     def restore_best(self) -> int:
-        """Load the weights of the lowest-validation-loss epoch; returns that epoch (or the last)."""
+        """Load the weights to save (the lowest-validation-loss epoch's, else the last, averaged
+        when ``polyak_decay`` > 0); returns their epoch."""
         if self.best is None:
+            if self.average is not None:
+                unwrap(self.model).load_state_dict(self.weights())
             return self.epoch
         unwrap(self.model).load_state_dict(self.best[2])
         return self.best[1]
@@ -259,7 +281,8 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "generator": self.generator.get_state(),
                 "torch_rng": torch.get_rng_state(),  # the reparameterization noise and dropout
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
-                "epoch": self.epoch, "history": list(self.history)}
+                "epoch": self.epoch, "history": list(self.history),
+                "average": None if self.average is None else dict(self.average.shadow)}
 
     def load_state_dict(self, state: dict) -> None:
         unwrap(self.model).load_state_dict(state["model"])
@@ -270,6 +293,8 @@ class Trainer:
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.epoch, self.history = state["epoch"], list(state["history"])
+        if self.average is not None and state.get("average") is not None:
+            self.average.shadow = {k: v.to(self.device) for k, v in state["average"].items()}
 
 
 def after_training(trainer: Trainer, progress: bool = False,

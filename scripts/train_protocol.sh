@@ -4,7 +4,8 @@
 #   flow    MNIST z=16 VAE with the RealNVP prior (8 couplings of width 128), the epoch with the
 #           lowest validation loss kept, written to checkpoints/mnist-flow-z16-val-eEPOCHS[-lL-hH].
 #           WD=0.03 adds AdamW's weight decay (out name ends -wd0.03), IWAE_K=3 trains on the
-#           importance-weighted bound L_3 (-iwae3), THREADS=2 gives the run both cores.
+#           importance-weighted bound L_3 (-iwae3), POLYAK=0.999 validates and keeps an
+#           EMA of the weights (-polyak0.999), THREADS=2 gives the run both cores.
 #           `IWAE_K=3 THREADS=2 WD=0.03 ... flow 84` (47 min on two cores) was chosen over
 #           the same at `flow 64` (48 min, three epochs slowed by a job beside it),
 #           `WD=0.03 ... flow 88` (48 min on one core), `flow 88` (50 min), `flow 64` (37 min)
@@ -59,6 +60,7 @@ case "${1:-}" in
     if [ -n "${3:-}" ]; then size=(--flow-layers "$3" --flow-hidden "${4:?LAYERS needs HIDDEN}"); out+=-l$3-h$4; fi
     if [ -n "${WD:-}" ]; then size+=(--weight-decay "$WD"); out+=-wd$WD; fi
     if [ -n "${IWAE_K:-}" ]; then size+=(--iwae-k "$IWAE_K"); out+=-iwae$IWAE_K; fi
+    if [ -n "${POLYAK:-}" ]; then size+=(--polyak-decay "$POLYAK"); out+=-polyak$POLYAK; fi
     $py -m latentlab.train --threads "${THREADS:-1}" --no-progress --dataset mnist --model vae --prior realnvp \
         --latent-dim 16 --epochs "$e" "${size[@]}" --kl-warmup-epochs 3 --val-size 10000 \
         --keep-best true --out "$out" ;;

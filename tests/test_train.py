@@ -203,3 +203,29 @@ def test_weight_decay_switches_to_adamw_and_rejects_bad_values():
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="weight_decay"):
             TrainConfig(weight_decay=bad)
+
+
+def test_polyak_averaging_leaves_training_alone_and_saves_the_average():
+    def run(decay: float) -> Trainer:
+        torch.manual_seed(0)
+        t = Trainer(VAE(VAEConfig(latent_dim=2, channels=4, hidden=16, prior="realnvp",
+                                  flow_layers=2)),
+                    TrainConfig(epochs=2, subset=256, batch_size=64, val_size=200,
+                                polyak_decay=decay))
+        t.history = [t.run_epoch() for _ in range(2)]
+        return t
+
+    plain, averaged = run(0.0), run(0.9)
+    # the average is only read: the optimizer's path and its losses are the same
+    assert [h["loss"] for h in plain.history] == [h["loss"] for h in averaged.history]
+    for k, v in plain.model.state_dict().items():
+        assert torch.equal(v, averaged.model.state_dict()[k]), k
+    # validation scores the averaged weights, and those are the ones restored to be saved
+    assert plain.history[-1]["val_loss"] != averaged.history[-1]["val_loss"]
+    shadow = {k: v.clone() for k, v in averaged.average.shadow.items()}
+    averaged.restore_best()
+    for k, v in shadow.items():
+        assert torch.equal(averaged.model.state_dict()[k], v), k
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="polyak_decay"):
+            TrainConfig(polyak_decay=bad)

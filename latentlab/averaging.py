@@ -1,0 +1,64 @@
+"""Polyak averaging: an exponential moving average (EMA) of a model's parameters.
+
+The averaged weights sit near the centre of the region the last few thousand SGD steps
+wander through, which usually gives a lower validation loss than the last iterate. Only
+parameters are averaged: buffers (the flow's masks, a VQ codebook kept by its own EMA) stay
+the live model's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+
+class WeightAverage:
+    """An EMA of ``model``'s parameters: ``avg <- decay * avg + (1 - decay) * param``.
+
+    >>> m = nn.Linear(1, 1, bias=False).requires_grad_(False)
+    >>> _ = m.weight.fill_(0.0)
+    >>> avg = WeightAverage(m, decay=0.5)
+    >>> _ = m.weight.fill_(4.0); avg.update(m)
+    >>> avg.state_dict(m)["weight"].item(), m.weight.item()
+    (2.0, 4.0)
+    >>> with avg.swapped_into(m):
+    ...     m.weight.item()
+    2.0
+    >>> m.weight.item()
+    4.0
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0 < decay < 1:
+            raise ValueError(f"the EMA decay must lie in (0, 1), got {decay}")
+        self.decay = decay
+        self.shadow = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for name, p in model.named_parameters():
+            self.shadow[name].lerp_(p.detach(), 1 - self.decay)
+
+    def state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """``model``'s state dict (CPU copies) with the averaged parameters in place."""
+        state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        state.update({k: v.detach().cpu().clone() for k, v in self.shadow.items()})
+        return state
+
+    @contextmanager
+    def swapped_into(self, model: nn.Module) -> Iterator[nn.Module]:
+        """Run a block (validation) on the averaged weights; the live ones come back after."""
+        params = dict(model.named_parameters())
+        live = {n: p.detach().clone() for n, p in params.items()}
+        with torch.no_grad():
+            for n, p in params.items():
+                p.copy_(self.shadow[n])
+        try:
+            yield model
+        finally:
+            with torch.no_grad():
+                for n, p in params.items():
+                    p.copy_(live[n])

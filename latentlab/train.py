@@ -282,7 +282,8 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),  # the reparameterization noise and dropout
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
                 "epoch": self.epoch, "history": list(self.history),
-                "average": None if self.average is None else dict(self.average.shadow)}
+                "average": None if self.average is None
+                else {k: v.detach().clone() for k, v in self.average.shadow.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         unwrap(self.model).load_state_dict(state["model"])

@@ -42,8 +42,9 @@ def test_classifier_cli(tmp_path):
     assert 0.0 <= info.metrics["test_accuracy"] <= 1.0
 
 
-def test_trainer_learns_and_resumes_exactly():
-    cfg = TrainConfig(epochs=2, subset=256, batch_size=64, lr=1e-3)
+@pytest.mark.parametrize("polyak", [0.0, 0.9])
+def test_trainer_learns_and_resumes_exactly(polyak):
+    cfg = TrainConfig(epochs=2, subset=256, batch_size=64, lr=1e-3, polyak_decay=polyak)
     make = lambda: VAE(VAEConfig(latent_dim=2, channels=4, hidden=16))
     torch.manual_seed(0)
     straight = Trainer(make(), cfg)
@@ -60,6 +61,9 @@ def test_trainer_learns_and_resumes_exactly():
     b.run_epoch()
     for (name, p), q in zip(straight.model.state_dict().items(), b.model.state_dict().values()):
         assert torch.allclose(p, q, atol=1e-6), name
+    assert straight.weights().keys() == b.weights().keys()
+    for (name, p), q in zip(straight.weights().items(), b.weights().values()):
+        assert torch.allclose(p, q, atol=1e-6), name  # the average resumes too
 
 
 def test_stop_callback_ends_the_epoch_early():

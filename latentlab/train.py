@@ -33,6 +33,7 @@ from torch import nn
 from latentlab import data, settings
 from latentlab.averaging import WeightAverage
 from latentlab.checkpoint import check_config, nonfinite_tensors, save_checkpoint
+from latentlab.cli_flags import add_config_flags, check_no_clash, config_from_args
 from latentlab.device import device_description, pick_device
 from latentlab.errors import UserError
 from latentlab.evaluate import quick_metrics
@@ -335,32 +336,7 @@ def validation_summary(trainer: Trainer, chosen_epoch: int) -> dict:
 
 def build_model_config(args: argparse.Namespace):
     """The model's config dataclass from the command-line flags that apply to it."""
-    config_cls = MODEL_KINDS[args.model][0]
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    values = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    return config_cls(**values)
-
-
-def _str2bool(v: str) -> bool:
-    if v.lower() in ("1", "true", "yes", "on"):
-        return True
-    if v.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {v!r}")
-
-
-def _add_config_flags(p: argparse.ArgumentParser, config_cls, defaults: bool, seen: set) -> None:
-    """One ``--flag`` per primitive field of a config dataclass (model flags default to None
-    so that each model's own config defaults apply)."""
-    for f in dataclasses.fields(config_cls):
-        if f.name in seen or f.name in ("dataset", "model"):
-            continue
-        kind = type(f.default) if f.default is not dataclasses.MISSING else str
-        if kind not in (int, float, str, bool):
-            continue
-        seen.add(f.name)
-        p.add_argument("--" + f.name.replace("_", "-"), type=_str2bool if kind is bool else kind,
-                       default=f.default if defaults else None)
+    return config_from_args(MODEL_KINDS[args.model][0], args)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -370,10 +346,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="checkpoint folder to write")
     p.add_argument("--data-root", help="data folder (default $LATENT_LAB_DATA or the cache)")
     p.add_argument("--no-progress", action="store_true")
-    seen: set = set()
-    _add_config_flags(p, TrainConfig, True, seen)
+    seen: set[str] = set()
+    owned = add_config_flags(p, TrainConfig, True, seen)
     for config_cls, _ in MODEL_KINDS.values():
-        _add_config_flags(p, config_cls, False, seen)
+        check_no_clash(owned, config_cls)
+        add_config_flags(p, config_cls, False, seen)
     return p.parse_args(argv)
 
 

@@ -41,6 +41,7 @@ import torch
 from tqdm import tqdm
 
 from latentlab import data, settings
+from latentlab.averaging import WeightAverage
 from latentlab.checkpoint import load_checkpoint, save_checkpoint
 from latentlab.errors import CheckpointError, InputError
 from latentlab.vq_eval import reconstruction_metrics
@@ -48,7 +49,8 @@ from models.vqvae import VQVAE, VQVAEConfig
 from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
 
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
-                "prior_lr", "prior_weight_decay", "prior_batch_size", "prior_augment_shift")
+                "prior_lr", "prior_weight_decay", "prior_batch_size", "prior_augment_shift",
+                "prior_polyak_decay")
 # metrics that describe the prior being replaced; evaluate writes them afresh
 STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch",
                   "prior_selected_on_validation")
@@ -111,6 +113,20 @@ def _nll_bits(prior: torch.nn.Module, grids: Grids, batch_size: int = 500) -> fl
     return total / max(n, 1) / math.log(2)
 
 
+def _validate(prior: torch.nn.Module, val_grids: Grids, average: WeightAverage | None) -> float:
+    if average is None:
+        return _nll_bits(prior, val_grids)
+    with average.swapped_into(prior):
+        return _nll_bits(prior, val_grids)
+
+
+def _weights(prior: torch.nn.Module, average: WeightAverage | None) -> dict:
+    """The weights a fit keeps: CPU copies of the average when there is one, else the live ones."""
+    if average is not None:
+        return average.state_dict(prior)
+    return {k: v.detach().clone() for k, v in prior.state_dict().items()}
+
+
 def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | VQVAE2Config,
                    seed: int = 0, progress: bool = False, val_grids: Grids | None = None,
                    should_stop: Callable[[], bool] | None = None,
@@ -124,8 +140,9 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
     there and keeps the prior as far as it got (the best finished epoch's weights when one
     was validated, else the current ones); ``stopped`` and ``steps`` in the result say so.
 
-    ``config`` gives ``prior_epochs``, ``prior_lr``, ``prior_weight_decay`` and
-    ``prior_batch_size``. AdamW with a
+    ``config`` gives ``prior_epochs``, ``prior_lr``, ``prior_weight_decay``,
+    ``prior_batch_size`` and ``prior_polyak_decay`` (> 0: an EMA of the weights is what is
+    validated and kept, Polyak averaging; the optimizer's path is the same). AdamW with a
     cosine decay to 5 % of the rate; grids are shuffled every epoch by a ``seed``-ed
     generator. With validation grids the weights of the epoch with the lowest validation NLL
     are kept (the number of epochs is chosen on validation, never on test). The prior's
@@ -143,6 +160,8 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total))
     gen = torch.Generator().manual_seed(seed)
     prior.requires_grad_(True).train()
+    decay = getattr(config, "prior_polyak_decay", 0.0)
+    average = WeightAverage(prior, decay) if decay else None
     best: tuple[float, dict] | None = None
     bar = tqdm(total=total, disable=not progress, desc="code prior", mininterval=2.0)
     for epoch in range(1, epochs + 1):
@@ -155,6 +174,8 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
             nll.backward()
             opt.step()
             sched.step()
+            if average is not None:
+                average.update(prior)
             nll_sum += nll.detach() * len(idx)
             count += len(idx)
             out["steps"] += 1
@@ -166,18 +187,21 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
         if out["stopped"]:  # a part-epoch is not validated: the best whole epoch is kept
             break
         if val_grids is not None and _count(val_grids):
-            val = _nll_bits(prior, val_grids)
+            val = _validate(prior, val_grids, average)
             out["val_history"].append({"epoch": epoch, "train_bits_per_code": round(out["train_bits"], 4),
                                        "val_bits_per_code": round(val, 4)})
             if best is None or val < best[0]:
-                best = (val, {k: v.detach().clone() for k, v in prior.state_dict().items()})
+                best = (val, _weights(prior, average))
                 out["best_epoch"] = epoch
         bar.set_postfix(bits_per_code=f"{out['train_bits']:.3f}")
     bar.close()
     if best is not None:
         prior.load_state_dict(best[1])
-    elif not out["stopped"]:
-        out["best_epoch"] = epochs
+    else:
+        if average is not None:  # no validation: the average of the whole fit is kept
+            prior.load_state_dict(_weights(prior, average))
+        if not out["stopped"]:
+            out["best_epoch"] = epochs
     prior.requires_grad_(False).eval()
     return out
 

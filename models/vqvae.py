@@ -88,6 +88,7 @@ class VQVAEConfig:
     # shifts per epoch, re-encoded): new grids of the same digits, so a larger prior can
     # train longer before it memorises the 50k grids. 0 = the grids as they are.
     prior_augment_shift: int = 0
+    prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
 
     def __post_init__(self):
         if self.grid_size != 7:
@@ -100,6 +101,8 @@ class VQVAEConfig:
             raise ValueError("ema_decay must lie in (0, 1)")
         if self.restart_after < 0 or self.kmeans_iters < 0 or self.prior_epochs < 0:
             raise ValueError("restart_after, kmeans_iters and prior_epochs must be >= 0")
+        if not 0 <= self.prior_polyak_decay < 1:
+            raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
         if not 0 <= self.prior_augment_shift <= 4:
             raise ValueError(f"prior_augment_shift must lie in [0, 4], got {self.prior_augment_shift}")
         if self.prior_dim % self.prior_heads:

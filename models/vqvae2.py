@@ -118,6 +118,7 @@ class VQVAE2Config:
     prior_weight_decay: float = 0.01   # AdamW's decoupled decay
     prior_batch_size: int = 128
     prior_augment_shift: int = 0   # refit on images moved by up to this many pixels per epoch
+    prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
 
     def __post_init__(self):
         if min(self.num_codes, self.top_codes) < 2 or self.code_dim < 1 or self.channels < 1:
@@ -129,6 +130,8 @@ class VQVAE2Config:
                              f"({self.prior_heads})")
         if not 0 <= self.prior_weight_decay < float("inf"):
             raise ValueError("prior_weight_decay must be a finite number >= 0")
+        if not 0 <= self.prior_polyak_decay < 1:
+            raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
 
 
 class VQVAE2Output(NamedTuple):

@@ -51,6 +51,27 @@ def test_fit_code_prior_is_seeded():
         assert torch.equal(value, fitted[1][1][name]), name
 
 
+@pytest.mark.parametrize("validated", [True, False])
+def test_a_polyak_fit_keeps_the_average_and_leaves_the_fit_alone(validated):
+    grids = torch.randint(16, (96, 7, 7), generator=torch.Generator().manual_seed(1))
+    val = grids[:32] if validated else None
+    runs = {}
+    for decay in (0.0, 0.9):
+        cfg = VQVAEConfig(**(TINY | {"prior_epochs": 3, "prior_batch_size": 32,
+                                     "prior_polyak_decay": decay}))
+        torch.manual_seed(0)
+        prior = TransformerCodePrior(16, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads)
+        runs[decay] = (fit_code_prior(prior, grids, cfg, seed=3, val_grids=val), prior)
+    (plain, p0), (averaged, p1) = runs[0.0], runs[0.9]
+    assert plain["train_bits"] == averaged["train_bits"]  # the same optimizer path
+    assert any(not torch.equal(v, p1.state_dict()[k]) for k, v in p0.state_dict().items())
+    if validated:  # the averaged prior is what was validated: its NLL is the recorded one
+        best = averaged["val_history"][averaged["best_epoch"] - 1]["val_bits_per_code"]
+        assert prior_nll_bits_per_code(p1, grids[:32]) == pytest.approx(best, abs=1e-3)
+    with pytest.raises(ValueError, match="prior_polyak_decay"):
+        VQVAEConfig(prior_polyak_decay=1.0)
+
+
 def test_prior_weight_decay_shrinks_the_fitted_weights():
     """The same fit with a strong decay ends with smaller prior weights; a bad value fails."""
     grids = torch.randint(16, (96, 7, 7), generator=torch.Generator().manual_seed(1))

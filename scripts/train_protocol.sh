@@ -76,8 +76,9 @@ case "${1:-}" in
     wait ;;
   refit-flow)
     $py -m latentlab.train --threads "${THREADS:-2}" --no-progress --dataset mnist --model vae \
-        --prior realnvp --latent-dim 16 --epochs "${2:-68}" --weight-decay 0.03 --iwae-k 3 \
-        --kl-warmup-epochs 2.5 --val-size 0 --out checkpoints/mnist-flow-z16-all
+        --prior realnvp --latent-dim 16 --epochs "${2:-64}" --weight-decay 0.03 --iwae-k 3 \
+        --polyak-decay "${POLYAK:-0.999}" --kl-warmup-epochs 2.5 --val-size 0 \
+        --out checkpoints/mnist-flow-z16-all
     $py scripts/record_selection.py model "${SELECTION:-checkpoints/mnist-flow-z16}" \
         checkpoints/mnist-flow-z16-all ;;
   refit-prior)  # on a copy of the VQ-VAE (fit_prior rewrites its folder)

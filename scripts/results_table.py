@@ -36,10 +36,13 @@ def _minutes(m: dict) -> str:
 
 
 def vae_row(name: str, m: dict, model_cfg: dict | None = None) -> str:
-    """One row of the VAE table; a model trained on the IWAE bound L_k is labelled so."""
+    """One row of the VAE table; a model trained on the IWAE bound L_k, or saved as an average
+    of its weights, is labelled so."""
     k_train = (model_cfg or {}).get("iwae_k", 1)
-    label = f"`{name}`" + (f" (trained on L_{k_train})" if k_train > 1 else "")
     cfg = m.get("train_config", {})
+    how = ([f"trained on L_{k_train}"] if k_train > 1 else []) + (
+        ["weights averaged"] if cfg.get("polyak_decay") else [])
+    label = f"`{name}`" + (f" ({', '.join(how)})" if how else "")
     s = m.get("elbo_surgery", {})
     q = m.get("sample_quality", {})
     nll = m.get("test_nll_iwae")

@@ -24,6 +24,13 @@ def test_a_model_trained_on_the_iwae_bound_is_labelled_and_its_refit_marked():
     assert cells[-2:] == ["51", "30"]
 
 
+def test_a_polyak_averaged_model_says_so():
+    averaged = METRICS | {"train_config": {"epochs": 64, "polyak_decay": 0.999}}
+    assert results_table.vae_row("flow", averaged, {"iwae_k": 3}).startswith(
+        "| `flow` (trained on L_3, weights averaged) | 82.12 (k=1000) ")
+    assert results_table.vae_row("vae", averaged, {}).startswith("| `vae` (weights averaged) |")
+
+
 def test_an_elbo_trained_model_keeps_its_plain_name():
     for cfg in (None, {"iwae_k": 1}, {}):
         assert results_table.vae_row("vae", {}, cfg).startswith("| `vae` | - ")

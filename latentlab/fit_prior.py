@@ -114,6 +114,7 @@ def _nll_bits(prior: torch.nn.Module, grids: Grids, batch_size: int = 500) -> fl
 
 
 def _validate(prior: torch.nn.Module, val_grids: Grids, average: WeightAverage | None) -> float:
+    """Validation NLL (bits per code) of the weights the fit would keep."""
     if average is None:
         return _nll_bits(prior, val_grids)
     with average.swapped_into(prior):
@@ -190,6 +191,8 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
             val = _validate(prior, val_grids, average)
             out["val_history"].append({"epoch": epoch, "train_bits_per_code": round(out["train_bits"], 4),
                                        "val_bits_per_code": round(val, 4)})
+            if average is not None:  # the live weights too: what averaging gained, same run
+                out["val_history"][-1]["val_live_bits_per_code"] = round(_nll_bits(prior, val_grids), 4)
             if best is None or val < best[0]:
                 best = (val, _weights(prior, average))
                 out["best_epoch"] = epoch

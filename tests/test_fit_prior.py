@@ -68,6 +68,9 @@ def test_a_polyak_fit_keeps_the_average_and_leaves_the_fit_alone(validated):
     if validated:  # the averaged prior is what was validated: its NLL is the recorded one
         best = averaged["val_history"][averaged["best_epoch"] - 1]["val_bits_per_code"]
         assert prior_nll_bits_per_code(p1, grids[:32]) == pytest.approx(best, abs=1e-3)
+        live = [h["val_live_bits_per_code"] for h in averaged["val_history"]]
+        assert live == [h["val_bits_per_code"] for h in plain["val_history"]]  # the same path
+        assert "val_live_bits_per_code" not in plain["val_history"][0]
     with pytest.raises(ValueError, match="prior_polyak_decay"):
         VQVAEConfig(prior_polyak_decay=1.0)
 

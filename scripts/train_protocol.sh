@@ -6,7 +6,9 @@
 #           WD=0.03 adds AdamW's weight decay (out name ends -wd0.03), IWAE_K=3 trains on the
 #           importance-weighted bound L_3 (-iwae3), POLYAK=0.999 validates and keeps an
 #           EMA of the weights (-polyak0.999), THREADS=2 gives the run both cores.
-#           `IWAE_K=3 THREADS=2 WD=0.03 ... flow 84` (47 min on two cores) was chosen over
+#           `POLYAK=0.999 IWAE_K=3 THREADS=2 WD=0.03 ... flow 84` (52 min on two cores;
+#           validation NLL 83.01 at its best epoch, 76) was chosen over the same without
+#           averaging (47 min, 83.05, best epoch 81; shipped before it as `refit-flow 68`),
 #           the same at `flow 64` (48 min, three epochs slowed by a job beside it),
 #           `WD=0.03 ... flow 88` (48 min on one core), `flow 88` (50 min), `flow 64` (37 min)
 #           and `flow 64 12 256` (stopped at epoch 18: no better than the 8x128 flow at the
@@ -38,12 +40,13 @@
 #           the shipped model, which carries them (first made from the validation runs
 #           `WD=0.03 ... flow 88`, `priors mnist-vqvae-pwd0.1` on a copy of mnist-vqvae with
 #           the PRIOR_ARGS below plus --prior-weight-decay 0.1, and the shipped fashion-vqvae)
-#             refit-flow [EPOCHS]:  best epoch 81 x (50,000 // 128 = 390 steps) = 31,590
-#                          steps = 67.5 epochs x (60,000 // 128 = 468): 68 epochs, KL warm-up
-#                          3 x 390 = 1,170 steps = 2.5 epochs, L_3, two threads (about 45 min;
-#                          SELECTION=the validation run the first time). The model shipped
-#                          before it was the same recipe from `flow 64`'s best epoch 61:
-#                          `refit-flow 51`
+#             refit-flow [EPOCHS]:  best epoch 76 x (50,000 // 128 = 390 steps) = 29,640
+#                          steps = 63.3 epochs x (60,000 // 128 = 468): 64 epochs, KL warm-up
+#                          3 x 390 = 1,170 steps = 2.5 epochs, L_3, Polyak decay POLYAK
+#                          (0.999), two threads (45 min; SELECTION=the validation run the
+#                          first time). The models shipped before it: `POLYAK=0 refit-flow 68`
+#                          (best epoch 81 of the run without averaging), and before that
+#                          `POLYAK=0 refit-flow 51` (`flow 64`'s best epoch 61)
 #             refit-prior mnist:   10 epochs x ceil(50,000 / 128) = 3,910 steps
 #                          = 8.3 epochs x ceil(60,000 / 128): 9 epochs, the chosen run's
 #                          --prior-weight-decay 0.1 and no dropout          (about 45 min)

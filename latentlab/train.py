@@ -283,8 +283,7 @@ class Trainer:
                 "torch_rng": torch.get_rng_state(),  # the reparameterization noise and dropout
                 "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
                 "epoch": self.epoch, "history": list(self.history),
-                "average": None if self.average is None
-                else {k: v.detach().clone() for k, v in self.average.shadow.items()}}
+                "average": None if self.average is None else self.average.state()}
 
     def load_state_dict(self, state: dict) -> None:
         unwrap(self.model).load_state_dict(state["model"])
@@ -296,7 +295,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.epoch, self.history = state["epoch"], list(state["history"])
         if self.average is not None and state.get("average") is not None:
-            self.average.shadow = {k: v.to(self.device) for k, v in state["average"].items()}
+            self.average.load_state(state["average"], self.device)
 
 
 def after_training(trainer: Trainer, progress: bool = False,

@@ -35,7 +35,10 @@
 #           random initial weights after 2,346 steps and was far worse than the live weights
 #           of the same fit (validation MNIST 2.658 vs 2.515, Fashion 3.385 vs 3.226 bits
 #           per code); hence the warm-up (latentlab/averaging.py). The shipped flow prior's
-#           average is not affected (the warm-up's weight there is below 1e-9)
+#           average is not affected (the warm-up's weight there is about 1e-9). With the
+#           warm-up (4 epochs, 18 min): the average leads mid-fit (MNIST 2.699 vs 2.732 at
+#           epoch 2) and ties at the end of the cosine schedule (2.590 vs 2.589; Fashion
+#           3.317 vs 3.317): no lever for the priors
 #   vqvae2  the two-level VQ-VAE (2x2 top, 7x7 bottom) on MNIST, 8 epochs with the best
 #           validation epoch kept, then its hierarchical code prior (8 epochs, chosen on
 #           validation); about 45 min on one core

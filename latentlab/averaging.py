@@ -82,3 +82,10 @@ class WeightAverage:
             with torch.no_grad():
                 for n, p in params.items():
                     p.copy_(live[n])
+
+
+def kept_weights(model: nn.Module, average: WeightAverage | None) -> dict[str, torch.Tensor]:
+    """CPU copies of the weights a run keeps: the average when there is one, else the live ones."""
+    if average is not None:
+        return average.state_dict(model)
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

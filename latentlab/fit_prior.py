@@ -41,7 +41,7 @@ import torch
 from tqdm import tqdm
 
 from latentlab import data, settings
-from latentlab.averaging import WeightAverage
+from latentlab.averaging import WeightAverage, kept_weights
 from latentlab.checkpoint import load_checkpoint, save_checkpoint
 from latentlab.errors import CheckpointError, InputError
 from latentlab.vq_eval import reconstruction_metrics
@@ -121,13 +121,6 @@ def _validate(prior: torch.nn.Module, val_grids: Grids, average: WeightAverage |
         return _nll_bits(prior, val_grids)
 
 
-def _weights(prior: torch.nn.Module, average: WeightAverage | None) -> dict:
-    """The weights a fit keeps: CPU copies of the average when there is one, else the live ones."""
-    if average is not None:
-        return average.state_dict(prior)
-    return {k: v.detach().clone() for k, v in prior.state_dict().items()}
-
-
 def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | VQVAE2Config,
                    seed: int = 0, progress: bool = False, val_grids: Grids | None = None,
                    should_stop: Callable[[], bool] | None = None,
@@ -194,7 +187,7 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
             if average is not None:  # the live weights too: what averaging gained, same run
                 out["val_history"][-1]["val_live_bits_per_code"] = round(_nll_bits(prior, val_grids), 4)
             if best is None or val < best[0]:
-                best = (val, _weights(prior, average))
+                best = (val, kept_weights(prior, average))
                 out["best_epoch"] = epoch
         bar.set_postfix(bits_per_code=f"{out['train_bits']:.3f}")
     bar.close()
@@ -202,7 +195,7 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
         prior.load_state_dict(best[1])
     else:
         if average is not None:  # no validation: the average of the whole fit is kept
-            prior.load_state_dict(_weights(prior, average))
+            prior.load_state_dict(kept_weights(prior, average))
         if not out["stopped"]:
             out["best_epoch"] = epochs
     prior.requires_grad_(False).eval()

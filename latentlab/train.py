@@ -31,7 +31,7 @@ import torch.distributed as dist
 from torch import nn
 
 from latentlab import data, settings
-from latentlab.averaging import WeightAverage
+from latentlab.averaging import WeightAverage, kept_weights
 from latentlab.checkpoint import check_config, nonfinite_tensors, save_checkpoint
 from latentlab.cli_flags import add_config_flags, check_no_clash, config_from_args
 from latentlab.device import device_description, pick_device
@@ -261,10 +261,7 @@ class Trainer:
 
     def weights(self) -> dict[str, torch.Tensor]:
         """CPU copies of the weights this run saves: the EMA when averaging, else the live ones."""
-        model = unwrap(self.model)
-        if self.average is not None:
-            return self.average.state_dict(model)
-        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        return kept_weights(unwrap(self.model), self.average)
 
     def restore_best(self) -> int:
         """Load the weights to save (the lowest-validation-loss epoch's, else the last, averaged

@@ -15,6 +15,7 @@ from latentlab.evaluate import (
     evaluate_model,
     parse_args,
     prior_samples,
+    tighter_nll,
 )
 from latentlab.train import train_main
 from models.vae import VAE, VAEConfig
@@ -85,6 +86,34 @@ def test_subset_is_an_alias_of_limit_and_the_binarization_seed_is_an_option():
     assert cfg.limit == 5 and cfg.binarization_seed == 9
     _, cfg, _ = parse_args(["ck", "--limit", "7"])
     assert cfg.limit == 7 and cfg.binarization_seed == data.TEST_BINARIZATION_SEED
+
+
+def test_nll_only_keeps_a_larger_k_beside_the_reported_figures(tmp_path):
+    out = tmp_path / "mnist-flow"
+    train_main(["--model", "vae", "--prior", "realnvp", "--latent-dim", "2", "--hidden", "16",
+                "--flow-layers", "2", "--flow-hidden", "8", "--out", str(out), *TINY])
+    evaluate_main([str(out), "--limit", "64", "--k", "4", "--samples", "0", "--no-progress"])
+    before = read_metrics(out)
+    # no judge is loaded for the bound alone: a missing classifier does not matter
+    args = [str(out), "--nll-only", "--limit", "64", "--k", "64", "--no-progress",
+            "--classifier", str(tmp_path / "no-classifier")]
+    new = evaluate_main(args)
+    after = read_metrics(out)
+    tight = after["test_nll_iwae_k64"]
+    assert new == {"test_nll_iwae_k64": tight}
+    assert {k: after[k] for k in before} == before               # the k=4 figures stay
+    assert (tight["k"], tight["images"], tight["binarization_seed"]) == (64, 64, 1234)
+    assert tight["command"] == "python -m latentlab.evaluate " + " ".join(args)
+    # L_k tightens with k: the k=64 bound lies below the k=4 one on the same images
+    assert tight["nats"] < before["test_nll_iwae"] and 0 < tight["sem"] < tight["nats"]
+
+
+def test_tighter_nll_is_the_reported_bound_for_the_same_k_and_needs_a_density():
+    model = tiny_vae("gaussian", "realnvp")
+    m = evaluate_model(model, "vae", "mnist", FAST)
+    assert tighter_nll(model, "mnist", FAST)["nats"] == m["test_nll_iwae"]  # same random stream
+    with pytest.raises(ValueError, match="posterior density"):
+        tighter_nll(tiny_vae("deterministic", "normal"), "mnist", FAST)
 
 
 # ----------------------------------------------------------------------------- per posterior

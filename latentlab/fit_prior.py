@@ -50,7 +50,7 @@ from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
 
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
                 "prior_lr", "prior_weight_decay", "prior_batch_size", "prior_augment_shift",
-                "prior_polyak_decay")
+                "prior_augment_share", "prior_polyak_decay")
 # metrics that describe the prior being replaced; evaluate writes them afresh
 STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch",
                   "prior_selected_on_validation")
@@ -63,9 +63,11 @@ def _cosine(total: int, floor: float = 0.05):
     return lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
 
 
-def shift_images(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+def shift_images(x: torch.Tensor, max_shift: int, gen: torch.Generator, share: float = 1.0
+                 ) -> torch.Tensor:
     """Each image (N, 1, H, W) moved by its own random (dy, dx) in [-max_shift, max_shift]^2,
-    zero-filled: the same digits in other positions, so other code grids.
+    zero-filled: the same digits in other positions, so other code grids. With ``share`` < 1
+    only that share of the images (drawn afresh each call) is moved at all.
 
     >>> x = torch.zeros(2, 1, 5, 5); x[:, :, 2, 2] = 1
     >>> y = shift_images(x, 1, torch.Generator().manual_seed(0))
@@ -76,6 +78,9 @@ def shift_images(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (s, s, s, s))                        # (N, 1, H+2s, W+2s)
     dy, dx = torch.randint(0, 2 * s + 1, (2, n), generator=gen)
+    if share < 1:  # offset s is no move; share 1 draws nothing more, so old fits replay
+        kept = torch.rand(n, generator=gen) >= share
+        dy[kept], dx[kept] = s, s
     out = torch.empty_like(x)
     for oy in range(2 * s + 1):  # one slice per offset: (2s+1)^2 batched copies, not N
         for ox in range(2 * s + 1):
@@ -213,9 +218,10 @@ def fit_prior(model: VQVAE | VQVAE2, x: torch.Tensor, seed: int = 0, progress: b
     start = time.time()
     grids = model.encode_dataset(x)                                          # (N, 7, 7)
     val_grids = model.encode_dataset(x_val) if x_val is not None and len(x_val) else None
-    shift = model.config.prior_augment_shift
+    shift, share = model.config.prior_augment_shift, model.config.prior_augment_share
     aug_gen = torch.Generator().manual_seed(seed + 1)
-    augmented = (lambda epoch: model.encode_dataset(shift_images(x, shift, aug_gen))) if shift else None
+    augmented = (lambda epoch: model.encode_dataset(shift_images(x, shift, aug_gen, share))
+                 ) if shift else None
     fit = fit_code_prior(model.code_prior, grids, model.config, seed=seed, progress=progress,
                          val_grids=val_grids, should_stop=should_stop, epoch_grids=augmented)
     # the fitted prior on its training grids, like test and validation (the running mean of

@@ -88,6 +88,9 @@ class VQVAEConfig:
     # shifts per epoch, re-encoded): new grids of the same digits, so a larger prior can
     # train longer before it memorises the 50k grids. 0 = the grids as they are.
     prior_augment_shift: int = 0
+    # the share of the images shifted each epoch; the rest keep the grids the test set's
+    # centred digits give, so the prior is not trained mostly on positions it will not meet
+    prior_augment_share: float = 1.0
     prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
 
     def __post_init__(self):
@@ -105,6 +108,11 @@ class VQVAEConfig:
             raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
         if not 0 <= self.prior_augment_shift <= 4:
             raise ValueError(f"prior_augment_shift must lie in [0, 4], got {self.prior_augment_shift}")
+        if not 0 < self.prior_augment_share <= 1:
+            raise ValueError(f"prior_augment_share must lie in (0, 1], got {self.prior_augment_share}")
+        if self.prior_augment_share < 1 and not self.prior_augment_shift:
+            raise ValueError("prior_augment_share < 1 needs prior_augment_shift > 0: there is no "
+                             "shift to apply to that share")
         if self.prior_dim % self.prior_heads:
             raise ValueError(f"prior_dim ({self.prior_dim}) must be divisible by prior_heads "
                              f"({self.prior_heads})")

@@ -118,6 +118,7 @@ class VQVAE2Config:
     prior_weight_decay: float = 0.01   # AdamW's decoupled decay
     prior_batch_size: int = 128
     prior_augment_shift: int = 0   # refit on images moved by up to this many pixels per epoch
+    prior_augment_share: float = 1.0  # the share of the images moved each epoch
     prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
 
     def __post_init__(self):
@@ -132,6 +133,11 @@ class VQVAE2Config:
             raise ValueError("prior_weight_decay must be a finite number >= 0")
         if not 0 <= self.prior_polyak_decay < 1:
             raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
+        if not 0 < self.prior_augment_share <= 1:
+            raise ValueError(f"prior_augment_share must lie in (0, 1], got {self.prior_augment_share}")
+        if self.prior_augment_share < 1 and not self.prior_augment_shift:
+            raise ValueError("prior_augment_share < 1 needs prior_augment_shift > 0: there is no "
+                             "shift to apply to that share")
 
 
 class VQVAE2Output(NamedTuple):

@@ -233,6 +233,32 @@ def test_shift_images_moves_each_image_within_the_bound():
     assert len(offsets) > 10                                                 # many different shifts
 
 
+def test_a_share_of_the_images_is_shifted_and_the_rest_kept():
+    from latentlab.fit_prior import shift_images
+    torch.manual_seed(0)
+    x = torch.zeros(400, 1, 28, 28)
+    x[:, :, 10:18, 10:18] = torch.rand(400, 1, 8, 8) + 0.1
+    y = shift_images(x, 1, torch.Generator().manual_seed(0), share=0.25)
+    unmoved = (y == x).flatten(1).all(1).float().mean().item()
+    # 75 % kept, and a moved image lands on offset (0, 0) by chance 1/9 of the time
+    assert unmoved == pytest.approx(0.75 + 0.25 / 9, abs=0.06)
+    assert torch.allclose(y.sum((1, 2, 3)), x.sum((1, 2, 3)))
+    # share 1 draws nothing extra: the fits made before the option replay exactly
+    assert torch.equal(shift_images(x, 1, torch.Generator().manual_seed(3), share=1.0),
+                       shift_images(x, 1, torch.Generator().manual_seed(3)))
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_an_augment_share_needs_a_shift_and_lies_in_0_1(levels):
+    from models.vqvae2 import VQVAE2Config
+    build = (lambda **kw: VQVAEConfig(**(TINY | kw))) if levels == 1 else VQVAE2Config
+    with pytest.raises(ValueError, match="needs prior_augment_shift"):
+        build(prior_augment_share=0.5)
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        build(prior_augment_shift=1, prior_augment_share=0.0)
+    assert build(prior_augment_shift=1, prior_augment_share=0.5).prior_augment_share == 0.5
+
+
 def test_augmented_fit_sees_fresh_grids_every_epoch():
     torch.manual_seed(0)
     model = tiny(prior_epochs=3, prior_batch_size=64, prior_augment_shift=1)

@@ -207,6 +207,29 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
     return out
 
 
+def _replaced(grids: Grids, index: torch.Tensor, new: Grids) -> Grids:
+    """A copy of ``grids`` whose entries at ``index`` are ``new`` (grids or Codes alike)."""
+    if isinstance(grids, Codes):
+        return Codes(*(_replaced(old, index, part) for old, part in zip(grids, new)))
+    out = grids.clone()
+    out[index] = new
+    return out
+
+
+def augmented_grids(model: VQVAE | VQVAE2, x: torch.Tensor, grids: Grids, shift: int,
+                    share: float, gen: torch.Generator) -> Grids:
+    """One epoch's grids of the images x (N, 1, 28, 28) moved by ``shift_images``.
+
+    With share < 1 only the images that moved are encoded again; the rest keep ``grids``
+    (the encoding is per image, so the result is the same, at a share of the cost).
+    """
+    moved = shift_images(x, shift, gen, share)                              # (N, 1, 28, 28)
+    if share >= 1:
+        return model.encode_dataset(moved)
+    index = (moved != x).flatten(1).any(1).nonzero().squeeze(1)             # (M,) moved images
+    return _replaced(grids, index, model.encode_dataset(moved[index]))
+
+
 def fit_prior(model: VQVAE | VQVAE2, x: torch.Tensor, seed: int = 0, progress: bool = False,
               x_val: torch.Tensor | None = None,
               should_stop: Callable[[], bool] | None = None) -> dict:
@@ -220,7 +243,7 @@ def fit_prior(model: VQVAE | VQVAE2, x: torch.Tensor, seed: int = 0, progress: b
     val_grids = model.encode_dataset(x_val) if x_val is not None and len(x_val) else None
     shift, share = model.config.prior_augment_shift, model.config.prior_augment_share
     aug_gen = torch.Generator().manual_seed(seed + 1)
-    augmented = (lambda epoch: model.encode_dataset(shift_images(x, shift, aug_gen, share))
+    augmented = (lambda epoch: augmented_grids(model, x, grids, shift, share, aug_gen)
                  ) if shift else None
     fit = fit_code_prior(model.code_prior, grids, model.config, seed=seed, progress=progress,
                          val_grids=val_grids, should_stop=should_stop, epoch_grids=augmented)

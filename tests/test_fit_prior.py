@@ -249,6 +249,23 @@ def test_a_share_of_the_images_is_shifted_and_the_rest_kept():
 
 
 @pytest.mark.parametrize("levels", [1, 2])
+def test_a_shared_augmentation_encodes_only_the_moved_images(levels):
+    from latentlab.fit_prior import augmented_grids, shift_images
+    torch.manual_seed(0)
+    model = (tiny() if levels == 1 else tiny2()).eval()
+    x = torch.rand(64, 1, 28, 28)
+    grids = model.encode_dataset(x)
+    calls = []
+    original = model.encode_dataset
+    model.encode_dataset = lambda imgs, **kw: calls.append(len(imgs)) or original(imgs, **kw)
+    out = augmented_grids(model, x, grids, 1, 0.25, torch.Generator().manual_seed(5))
+    assert 0 < calls[0] < 32                            # about a quarter, less the zero moves
+    full = original(shift_images(x, 1, torch.Generator().manual_seed(5), 0.25))
+    assert all(torch.equal(a, b) for a, b in zip(
+        (out,) if levels == 1 else out, (full,) if levels == 1 else full))
+
+
+@pytest.mark.parametrize("levels", [1, 2])
 def test_an_augment_share_needs_a_shift_and_lies_in_0_1(levels):
     from models.vqvae2 import VQVAE2Config
     build = (lambda **kw: VQVAEConfig(**(TINY | kw))) if levels == 1 else VQVAE2Config

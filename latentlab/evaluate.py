@@ -3,6 +3,7 @@
     python -m latentlab.evaluate checkpoints/mnist-flow-z16 [--k 1000] [--limit N | --subset N] \
         [--samples 10000] [--batch-size 0] [--seed 0] [--binarization-seed 1234] \
         [--classifier PATH]
+    python -m latentlab.evaluate checkpoints/mnist-flow-z16 --nll-only --k 5000
 
 Loads the checkpoint, scores it on the full 10,000-image test set (binarized once with a
 fixed seed for the VAEs, grey for the classifier) and merges the numbers into the folder's
@@ -18,6 +19,9 @@ better):
   ``elbo_samples``-sample Monte Carlo estimate of E_q[log q_phi(z|x) - log p_lambda(z)].
 * ``test_nll_iwae``: -L_k, the importance-weighted bound on -log p(x) with ``iwae_k`` samples
   (k = 1000 for reported numbers); ``iwae_gain`` = L_k - ELBO >= 0 (how loose the ELBO is).
+* ``test_nll_iwae_k{K}`` (``--nll-only --k K``, nothing else computed or replaced): the same
+  bound with another k, as {nats, sem, k, images, seed, binarization_seed, command,
+  wall_time_s, device, date}; L_k only tightens as k grows.
 * ``elbo_surgery``: {reconstruction, avg_kl, mutual_information, mutual_information_direct,
   marginal_kl, elbo, log_n, n_components, n_points}: reconstruction - mutual_information -
   marginal_kl = elbo, with I_q[x, z] and KL(q_agg || p) over the test set's aggregated

@@ -101,9 +101,10 @@ case "${1:-}" in
     esac
     out=checkpoints/$2-vqvae-all
     rm -rf "$out"; cp -r "checkpoints/$2-vqvae" "$out"
-    $py -m latentlab.fit_prior "$out" --threads 1 --no-progress --val-size 0 \
-        --prior-dim 128 --prior-layers 4 --prior-dropout 0 "${args[@]}"
-    $py scripts/record_selection.py prior "checkpoints/$2-vqvae" "$out" ;;
+    # shellcheck disable=SC2086  # PRIOR_EXTRA: more flags of the chosen fit, word-split
+    $py -m latentlab.fit_prior "$out" --threads "${THREADS:-1}" --no-progress --val-size 0 \
+        --prior-dim 128 --prior-layers 4 --prior-dropout 0 "${args[@]}" ${PRIOR_EXTRA:-}
+    $py scripts/record_selection.py prior "${SELECTION:-checkpoints/$2-vqvae}" "$out" ;;
   *) echo "usage: $0 flow [EPOCHS [LAYERS HIDDEN]] | vqvae2 | priors [NAME ...] | refit-flow [EPOCHS] | refit-prior mnist|fashion" >&2
      exit 2 ;;
 esac

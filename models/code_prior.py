@@ -78,6 +78,15 @@ def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None =
 
 # ----------------------------------------------------------------------------- interface
 
+def check_augment_share(shift: int, share: float) -> None:
+    """A prior config's augmentation: the share of images moved needs a move to make."""
+    if not 0 < share <= 1:
+        raise ValueError(f"prior_augment_share must lie in (0, 1], got {share}")
+    if share < 1 and not shift:
+        raise ValueError("prior_augment_share < 1 needs prior_augment_shift > 0: there is no "
+                         "shift to apply to that share")
+
+
 def choose_prior(kind: str, learned: nn.Module, uniform: nn.Module) -> nn.Module:
     """``learned`` for 'learned', ``uniform`` for 'uniform': the VQ models' ``prior(kind)``.
 

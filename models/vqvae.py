@@ -41,7 +41,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.code_prior import CodePrior, TransformerCodePrior, UniformCodePrior, choose_prior
+from models.code_prior import (
+    CodePrior,
+    TransformerCodePrior,
+    UniformCodePrior,
+    check_augment_share,
+    choose_prior,
+)
 from models.nets import conv_down, conv_up
 from models.quantizer import VectorQuantizer
 
@@ -108,11 +114,7 @@ class VQVAEConfig:
             raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
         if not 0 <= self.prior_augment_shift <= 4:
             raise ValueError(f"prior_augment_shift must lie in [0, 4], got {self.prior_augment_shift}")
-        if not 0 < self.prior_augment_share <= 1:
-            raise ValueError(f"prior_augment_share must lie in (0, 1], got {self.prior_augment_share}")
-        if self.prior_augment_share < 1 and not self.prior_augment_shift:
-            raise ValueError("prior_augment_share < 1 needs prior_augment_shift > 0: there is no "
-                             "shift to apply to that share")
+        check_augment_share(self.prior_augment_shift, self.prior_augment_share)
         if self.prior_dim % self.prior_heads:
             raise ValueError(f"prior_dim ({self.prior_dim}) must be divisible by prior_heads "
                              f"({self.prior_heads})")

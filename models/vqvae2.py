@@ -43,6 +43,7 @@ from torch import nn
 from models.code_prior import (
     _Block,
     _check_temperature,
+    check_augment_share,
     choose_prior,
     run_blocks,
     sample_categorical,
@@ -133,11 +134,7 @@ class VQVAE2Config:
             raise ValueError("prior_weight_decay must be a finite number >= 0")
         if not 0 <= self.prior_polyak_decay < 1:
             raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
-        if not 0 < self.prior_augment_share <= 1:
-            raise ValueError(f"prior_augment_share must lie in (0, 1], got {self.prior_augment_share}")
-        if self.prior_augment_share < 1 and not self.prior_augment_shift:
-            raise ValueError("prior_augment_share < 1 needs prior_augment_shift > 0: there is no "
-                             "shift to apply to that share")
+        check_augment_share(self.prior_augment_shift, self.prior_augment_share)
 
 
 class VQVAE2Output(NamedTuple):

@@ -7,9 +7,10 @@
 #   flow    the z=16 flow-prior VAE (default mnist-flow-z16) with IWAE k=1000 (18.5 min on one
 #           thread beside one other job)
 #   flow-k5000  the same model's -L_5000 alone (--nll-only), kept as test_nll_iwae_k5000 beside
-#           the k=1000 figures: a tighter bound on the same -log p(x), the k the published
-#           MNIST likelihoods (VampPrior's 82.43 among them) are estimated with (about 51 min
-#           on two threads)
+#           the k=1000 figures: a tighter bound on the same -log p(x), the k published MNIST
+#           likelihoods are estimated with (the IWAE paper's among them); 96 min on two
+#           threads, most of it beside a one-thread job (about 51 min alone, from a 500-image
+#           timing)
 # Usage: scripts/eval_protocol.sh priors | vqvae2 | flow|flow-k5000 [NAME] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -57,11 +57,12 @@ CONFIG_LIMITS: dict[str, dict[str, int]] = {
     "VQVAEConfig": {"num_codes": 65536, "code_dim": 1024, "channels": 512, "prior_dim": 4096,
                     "prior_layers": 64, "prior_heads": 64, "prior_epochs": 1000,
                     "prior_batch_size": 65536, "kmeans_iters": 1000, "restart_after": 10**9,
-                    "prior_augment_shift": 4},
+                    "prior_augment_shift": 4, "prior_augment_epochs": 1000},
     "VQVAE2Config": {"num_codes": 65536, "top_codes": 65536, "code_dim": 1024, "channels": 512,
                      "prior_dim": 4096, "prior_layers": 64, "prior_heads": 64,
                      "prior_epochs": 1000, "prior_batch_size": 65536, "kmeans_iters": 1000,
-                     "restart_after": 10**9, "prior_augment_shift": 4},
+                     "restart_after": 10**9, "prior_augment_shift": 4,
+                     "prior_augment_epochs": 1000},
     "ClassifierConfig": {"channels": 512, "features": 8192},
 }
 MAX_PARAMETERS = 200_000_000   # counted on the meta device: 800 MB of float32 at most

@@ -50,7 +50,7 @@ from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
 
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
                 "prior_lr", "prior_weight_decay", "prior_batch_size", "prior_augment_shift",
-                "prior_augment_share", "prior_polyak_decay")
+                "prior_augment_share", "prior_augment_epochs", "prior_polyak_decay")
 # metrics that describe the prior being replaced; evaluate writes them afresh
 STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch",
                   "prior_selected_on_validation")
@@ -242,9 +242,10 @@ def fit_prior(model: VQVAE | VQVAE2, x: torch.Tensor, seed: int = 0, progress: b
     grids = model.encode_dataset(x)                                          # (N, 7, 7)
     val_grids = model.encode_dataset(x_val) if x_val is not None and len(x_val) else None
     shift, share = model.config.prior_augment_shift, model.config.prior_augment_share
+    until = model.config.prior_augment_epochs or model.config.prior_epochs
     aug_gen = torch.Generator().manual_seed(seed + 1)
     augmented = (lambda epoch: augmented_grids(model, x, grids, shift, share, aug_gen)
-                 ) if shift else None
+                 if epoch <= until else grids) if shift else None
     fit = fit_code_prior(model.code_prior, grids, model.config, seed=seed, progress=progress,
                          val_grids=val_grids, should_stop=should_stop, epoch_grids=augmented)
     # the fitted prior on its training grids, like test and validation (the running mean of

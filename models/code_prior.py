@@ -78,13 +78,19 @@ def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None =
 
 # ----------------------------------------------------------------------------- interface
 
-def check_augment_share(shift: int, share: float) -> None:
-    """A prior config's augmentation: the share of images moved needs a move to make."""
+def check_augment(shift: int, share: float, epochs: int = 0) -> None:
+    """A prior config's augmentation: a share of images to move, and for how many epochs,
+    both need a move to make."""
     if not 0 < share <= 1:
         raise ValueError(f"prior_augment_share must lie in (0, 1], got {share}")
+    if epochs < 0:
+        raise ValueError(f"prior_augment_epochs must be >= 0 (0 = every epoch), got {epochs}")
     if share < 1 and not shift:
         raise ValueError("prior_augment_share < 1 needs prior_augment_shift > 0: there is no "
                          "shift to apply to that share")
+    if epochs and not shift:
+        raise ValueError("prior_augment_epochs > 0 needs prior_augment_shift > 0: there is no "
+                         "shift to stop applying")
 
 
 def choose_prior(kind: str, learned: nn.Module, uniform: nn.Module) -> nn.Module:

@@ -45,7 +45,7 @@ from models.code_prior import (
     CodePrior,
     TransformerCodePrior,
     UniformCodePrior,
-    check_augment_share,
+    check_augment,
     choose_prior,
 )
 from models.nets import conv_down, conv_up
@@ -97,6 +97,9 @@ class VQVAEConfig:
     # the share of the images shifted each epoch; the rest keep the grids the test set's
     # centred digits give, so the prior is not trained mostly on positions it will not meet
     prior_augment_share: float = 1.0
+    # > 0: only the first this many epochs are augmented, the rest see the centred grids
+    # again, so the prior ends on the positions it will be asked to draw (0 = every epoch)
+    prior_augment_epochs: int = 0
     prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
 
     def __post_init__(self):
@@ -114,7 +117,8 @@ class VQVAEConfig:
             raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
         if not 0 <= self.prior_augment_shift <= 4:
             raise ValueError(f"prior_augment_shift must lie in [0, 4], got {self.prior_augment_shift}")
-        check_augment_share(self.prior_augment_shift, self.prior_augment_share)
+        check_augment(self.prior_augment_shift, self.prior_augment_share,
+                      self.prior_augment_epochs)
         if self.prior_dim % self.prior_heads:
             raise ValueError(f"prior_dim ({self.prior_dim}) must be divisible by prior_heads "
                              f"({self.prior_heads})")

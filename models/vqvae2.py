@@ -43,7 +43,7 @@ from torch import nn
 from models.code_prior import (
     _Block,
     _check_temperature,
-    check_augment_share,
+    check_augment,
     choose_prior,
     run_blocks,
     sample_categorical,
@@ -120,6 +120,7 @@ class VQVAE2Config:
     prior_batch_size: int = 128
     prior_augment_shift: int = 0   # refit on images moved by up to this many pixels per epoch
     prior_augment_share: float = 1.0  # the share of the images moved each epoch
+    prior_augment_epochs: int = 0  # > 0: only the first this many epochs are augmented
     prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
 
     def __post_init__(self):
@@ -134,7 +135,8 @@ class VQVAE2Config:
             raise ValueError("prior_weight_decay must be a finite number >= 0")
         if not 0 <= self.prior_polyak_decay < 1:
             raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
-        check_augment_share(self.prior_augment_shift, self.prior_augment_share)
+        check_augment(self.prior_augment_shift, self.prior_augment_share,
+                      self.prior_augment_epochs)
 
 
 class VQVAE2Output(NamedTuple):

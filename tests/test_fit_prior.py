@@ -293,6 +293,30 @@ def test_augmented_fit_sees_fresh_grids_every_epoch():
         tiny(prior_augment_shift=5)
 
 
+def test_augmentation_can_stop_after_some_epochs():
+    """prior_augment_epochs=1 of 3: one shifted set, then the centred grids for the last two."""
+    torch.manual_seed(0)
+    model = tiny(prior_epochs=3, prior_batch_size=64, prior_augment_shift=1,
+                 prior_augment_epochs=1)
+    x = torch.rand(128, 1, 28, 28)
+    seen = []
+    original = model.encode_dataset
+    model.encode_dataset = lambda imgs, **kw: seen.append(imgs.clone()) or original(imgs, **kw)
+    fit_prior(model, x, x_val=x[:32])
+    assert len(seen) == 2 + 1 and not torch.equal(seen[2], x)
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_augment_epochs_need_a_shift_and_are_not_negative(levels):
+    from models.vqvae2 import VQVAE2Config
+    build = (lambda **kw: VQVAEConfig(**(TINY | kw))) if levels == 1 else VQVAE2Config
+    with pytest.raises(ValueError, match="needs prior_augment_shift"):
+        build(prior_augment_epochs=2)
+    with pytest.raises(ValueError, match=">= 0"):
+        build(prior_augment_shift=1, prior_augment_epochs=-1)
+    assert build(prior_augment_shift=1, prior_augment_epochs=2).prior_augment_epochs == 2
+
+
 # ----------------------------------------------------------------------------- two levels
 
 def tiny2() -> torch.nn.Module:

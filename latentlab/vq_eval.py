@@ -70,8 +70,10 @@ def prior_nll_bits_per_code(prior, grids: torch.Tensor, batch_size: int = 1000) 
 
 
 @torch.no_grad()
-def _sample_images(model, n: int, prior: str, batch_size: int, seed: int,
-                   temperature: float = 1.0) -> torch.Tensor:
+def sample_images(model, n: int, prior: str, batch_size: int, seed: int,
+                  temperature: float = 1.0) -> torch.Tensor:
+    """n images (n, 1, 28, 28) decoded from a VQ model's ``prior`` at ``temperature``, drawn
+    in batches by one generator seeded with ``seed`` (the same draws for the same arguments)."""
     gen = torch.Generator().manual_seed(seed)
     sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
     return torch.cat([model.sample(s, prior=prior, temperature=temperature, generator=gen).cpu()
@@ -181,7 +183,7 @@ def same_top_agreement(model, label_fn: LabelFn, groups: int = 500, per_group: i
     tops = prior.sample(groups, 1.0, gen).top.repeat_interleave(per_group, 0)   # (G*P, 2, 2)
     fixed = torch.cat([model.decode_indices(prior.sample_bottom(t, 1.0, gen)).cpu()
                        for t in tops.split(batch_size)])                      # (G*P, 1, 28, 28)
-    free = _sample_images(model, groups * per_group, "learned", batch_size, seed + 1)
+    free = sample_images(model, groups * per_group, "learned", batch_size, seed + 1)
     return {
         "same_top_class_agreement": round(_agreement(label_fn(fixed).view(groups, per_group)), 4),
         "independent_class_agreement": round(_agreement(label_fn(free).view(groups, per_group)), 4),
@@ -218,12 +220,12 @@ def evaluate_vqvae(model, dataset: str, n_samples: int = 10000, batch_size: int 
         model.train(was_training)
         return metrics
     for kind in ("learned", "uniform"):
-        images = _sample_images(model, n_samples, kind, batch_size, seed)
+        images = sample_images(model, n_samples, kind, batch_size, seed)
         for key, value in sample_quality_fn(images, dataset).items():
             metrics[f"{kind}_prior_{key}"] = value
     sweep = {}
     for t in temperatures:
-        q = sample_quality_fn(_sample_images(model, n_samples, "learned", batch_size, seed, t), dataset)
+        q = sample_quality_fn(sample_images(model, n_samples, "learned", batch_size, seed, t), dataset)
         sweep[str(t)] = {k: q[k] for k in SWEEP_KEYS if k in q}
     metrics["learned_prior_temperature_sweep"] = sweep
     metrics.update(_reference_quality(dataset, recon, sample_quality_fn, limit))

@@ -40,6 +40,7 @@ from latentlab.sample_quality import (
     gaussian_stats,
     load_classifier,
 )
+from latentlab.vq_eval import sample_images
 
 
 def centres(images: torch.Tensor) -> torch.Tensor:
@@ -75,10 +76,7 @@ def judge_samples(folder: str | Path, x_val: torch.Tensor, n: int = 10000,
     if info.kind not in ("vqvae", "vqvae2"):
         raise ValueError(f"{folder}: a {info.kind} has no code prior; only VQ-VAEs do")
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    sizes = [min(batch_size, n - i) for i in range(0, n, batch_size)]
-    images = torch.cat([model.sample(s, temperature=temperature, generator=gen).cpu()
-                        for s in sizes])                                      # (n, 1, 28, 28)
+    images = sample_images(model, n, "learned", batch_size, seed, temperature)  # (n, 1, 28, 28)
     judge = load_classifier(info.config.dataset)
     feats, probs = classify(judge, images)
     val_feats, _ = classify(judge, x_val)
@@ -109,11 +107,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = []
+    rows, x_val = [], {}
     for folder in args.folders:
         dataset = read_info(folder).config.dataset
-        x_val = data.train_val_split(dataset)[1][0]                            # (10000, 1, 28, 28)
-        rows.append(judge_samples(folder, x_val, args.n, args.temperature, args.seed))
+        if dataset not in x_val:  # one split per data set, however many folders use it
+            x_val[dataset] = data.train_val_split(dataset)[1][0]              # (10000, 1, 28, 28)
+        rows.append(judge_samples(folder, x_val[dataset], args.n, args.temperature, args.seed))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 

@@ -79,8 +79,18 @@ def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None =
 # ----------------------------------------------------------------------------- interface
 
 def check_augment(shift: int, share: float, epochs: int = 0) -> None:
-    """A prior config's augmentation: a share of images to move, and for how many epochs,
-    both need a move to make."""
+    """A prior config's augmentation: a move of up to ``shift`` pixels (at most 4: a digit
+    moved further leaves the 28x28 frame), a share of images to move, and for how many
+    epochs; the last two need a move to make.
+
+    >>> check_augment(1, 0.3, 8)
+    >>> check_augment(5, 1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: prior_augment_shift must lie in [0, 4], got 5
+    """
+    if not 0 <= shift <= 4:
+        raise ValueError(f"prior_augment_shift must lie in [0, 4], got {shift}")
     if not 0 < share <= 1:
         raise ValueError(f"prior_augment_share must lie in (0, 1], got {share}")
     if epochs < 0:

@@ -115,8 +115,6 @@ class VQVAEConfig:
             raise ValueError("restart_after, kmeans_iters and prior_epochs must be >= 0")
         if not 0 <= self.prior_polyak_decay < 1:
             raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
-        if not 0 <= self.prior_augment_shift <= 4:
-            raise ValueError(f"prior_augment_shift must lie in [0, 4], got {self.prior_augment_shift}")
         check_augment(self.prior_augment_shift, self.prior_augment_share,
                       self.prior_augment_epochs)
         if self.prior_dim % self.prior_heads:

@@ -289,8 +289,16 @@ def test_augmented_fit_sees_fresh_grids_every_epoch():
     assert torch.equal(seen[0], x) and not torch.equal(seen[2], x)
     assert not torch.equal(seen[2], seen[3]) and not torch.equal(seen[3], seen[4])
     assert out["prior_chosen_epoch"] in (1, 2, 3)
-    with pytest.raises(ValueError, match="prior_augment_shift"):
-        tiny(prior_augment_shift=5)
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+@pytest.mark.parametrize("shift", [-1, 5])
+def test_a_shift_outside_0_4_is_refused_when_the_config_is_built(levels, shift):
+    from models.vqvae2 import VQVAE2Config
+    build = (lambda **kw: VQVAEConfig(**(TINY | kw))) if levels == 1 else VQVAE2Config
+    with pytest.raises(ValueError, match=r"prior_augment_shift must lie in \[0, 4\]"):
+        build(prior_augment_shift=shift)
+    assert build(prior_augment_shift=4).prior_augment_shift == 4
 
 
 def test_augmentation_can_stop_after_some_epochs():

@@ -69,7 +69,10 @@
 #                          first 8 epochs, 28 min; shipped (test 2.395 bits, 0.796)
 #             THREADS=2 SELECTION=<the 30 % shift fit> PRIOR_EXTRA="--prior-epochs 10
 #                 --prior-augment-shift 1 --prior-augment-share 0.3" refit-prior fashion:
-#                          the same step count, 26 min; shipped (test 3.128 bits, 0.593)
+#                          the same step count, 26 min (test 3.128 bits, 0.593)
+#             THREADS=2 SELECTION=<the fit shifting in 10 of 12 epochs> PRIOR_EXTRA="--prior-epochs
+#                 10 --prior-augment-shift 1 --prior-augment-share 0.3 --prior-augment-epochs 8"
+#                 refit-prior fashion: as for MNIST, 25 min; shipped (test 3.123 bits, 0.607)
 #             refit-prior mnist:   10 epochs x ceil(50,000 / 128) = 3,910 steps
 #                          = 8.3 epochs x ceil(60,000 / 128): 9 epochs, the chosen run's
 #                          --prior-weight-decay 0.1 and no dropout          (about 45 min)

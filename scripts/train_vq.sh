@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Trains the two shipped VQ-VAEs, refits their code priors at the shipped size, then
+# Trains the two shipped VQ-VAEs, refits their code priors (128 wide, 4 layers; the final
+# shipped settings are in scripts/train_protocol.sh and each metrics.json), then
 # evaluates them (10,000 samples from each prior); one lane, one CPU thread each step.
 # The training command fits the small default prior (fast enough for the Train tab); the
 # shipped checkpoints then get a wider prior trained longer by latentlab.fit_prior, which

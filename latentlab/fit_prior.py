@@ -50,7 +50,8 @@ from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
 
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
                 "prior_lr", "prior_weight_decay", "prior_batch_size", "prior_augment_shift",
-                "prior_augment_share", "prior_augment_epochs", "prior_polyak_decay")
+                "prior_augment_share", "prior_augment_epochs", "prior_augment_rotate",
+                "prior_polyak_decay")
 # metrics that describe the prior being replaced; evaluate writes them afresh
 STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch",
                   "prior_selected_on_validation")
@@ -63,11 +64,12 @@ def _cosine(total: int, floor: float = 0.05):
     return lambda s: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
 
 
-def shift_images(x: torch.Tensor, max_shift: int, gen: torch.Generator, share: float = 1.0
-                 ) -> torch.Tensor:
+def shift_images(x: torch.Tensor, max_shift: int, gen: torch.Generator, share: float = 1.0,
+                 max_degrees: float = 0.0) -> torch.Tensor:
     """Each image (N, 1, H, W) moved by its own random (dy, dx) in [-max_shift, max_shift]^2,
     zero-filled: the same digits in other positions, so other code grids. With ``share`` < 1
-    only that share of the images (drawn afresh each call) is moved at all.
+    only that share of the images (drawn afresh each call) is moved at all; with
+    ``max_degrees`` > 0 those are also turned by ``rotate_images``.
 
     >>> x = torch.zeros(2, 1, 5, 5); x[:, :, 2, 2] = 1
     >>> y = shift_images(x, 1, torch.Generator().manual_seed(0))
@@ -78,15 +80,36 @@ def shift_images(x: torch.Tensor, max_shift: int, gen: torch.Generator, share: f
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (s, s, s, s))                        # (N, 1, H+2s, W+2s)
     dy, dx = torch.randint(0, 2 * s + 1, (2, n), generator=gen)
+    chosen = torch.ones(n, dtype=torch.bool)
     if share < 1:  # offset s is no move; share 1 draws nothing more, so old fits replay
-        kept = torch.rand(n, generator=gen) >= share
-        dy[kept], dx[kept] = s, s
+        chosen = torch.rand(n, generator=gen) < share
+        dy[~chosen], dx[~chosen] = s, s
     out = torch.empty_like(x)
     for oy in range(2 * s + 1):  # one slice per offset: (2s+1)^2 batched copies, not N
         for ox in range(2 * s + 1):
             pick = ((dy == oy) & (dx == ox)).nonzero().squeeze(1)
             out[pick] = padded[pick, :, oy:oy + h, ox:ox + w]
+    if max_degrees > 0:  # drawn after the shifts, so fits without turns replay bit for bit
+        out[chosen] = rotate_images(out[chosen], max_degrees, gen)
     return out
+
+
+def rotate_images(x: torch.Tensor, max_degrees: float, gen: torch.Generator) -> torch.Tensor:
+    """Each image (N, 1, H, W) turned about the frame's centre by its own angle, uniform in
+    [-max_degrees, max_degrees], bilinear and zero-filled: a slanted digit that stays centred.
+
+    >>> x = torch.zeros(3, 1, 9, 9); x[:, :, 4, 4] = 1; x[:, :, 4, 2] = 1
+    >>> y = rotate_images(x, 30.0, torch.Generator().manual_seed(0))
+    >>> y[:, 0, 4, 4].tolist(), bool((y[:, 0, 4, 2] < 1).all())  # the centre stays, the rest turns
+    ([1.0, 1.0, 1.0], True)
+    """
+    angle = (torch.rand(len(x), generator=gen) * 2 - 1) * math.radians(max_degrees)  # (N,)
+    cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1),
+                         torch.stack([sin, cos, zero], 1)], 1)               # (N, 2, 3)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)  # (N, H, W, 2)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros",
+                                           align_corners=False)              # (N, 1, H, W)
 
 
 # A prior is fitted on code grids (N, 7, 7), or on a two-level model's Codes (top and bottom
@@ -217,13 +240,14 @@ def _replaced(grids: Grids, index: torch.Tensor, new: Grids) -> Grids:
 
 
 def augmented_grids(model: VQVAE | VQVAE2, x: torch.Tensor, grids: Grids, shift: int,
-                    share: float, gen: torch.Generator) -> Grids:
-    """One epoch's grids of the images x (N, 1, 28, 28) moved by ``shift_images``.
+                    share: float, gen: torch.Generator, rotate: float = 0.0) -> Grids:
+    """One epoch's grids of the images x (N, 1, 28, 28) moved (and turned by up to ``rotate``
+    degrees) by ``shift_images``.
 
     With share < 1 only the images that moved are encoded again; the rest keep ``grids``
     (the encoding is per image, so the result is the same, at a share of the cost).
     """
-    moved = shift_images(x, shift, gen, share)                              # (N, 1, 28, 28)
+    moved = shift_images(x, shift, gen, share, rotate)                      # (N, 1, 28, 28)
     if share >= 1:
         return model.encode_dataset(moved)
     index = (moved != x).flatten(1).any(1).nonzero().squeeze(1)             # (M,) moved images
@@ -242,10 +266,11 @@ def fit_prior(model: VQVAE | VQVAE2, x: torch.Tensor, seed: int = 0, progress: b
     grids = model.encode_dataset(x)                                          # (N, 7, 7)
     val_grids = model.encode_dataset(x_val) if x_val is not None and len(x_val) else None
     shift, share = model.config.prior_augment_shift, model.config.prior_augment_share
+    rotate = model.config.prior_augment_rotate
     until = model.config.prior_augment_epochs or model.config.prior_epochs
     aug_gen = torch.Generator().manual_seed(seed + 1)
-    augmented = (lambda epoch: augmented_grids(model, x, grids, shift, share, aug_gen)
-                 if epoch <= until else grids) if shift else None
+    augmented = (lambda epoch: augmented_grids(model, x, grids, shift, share, aug_gen, rotate)
+                 if epoch <= until else grids) if shift or rotate else None
     fit = fit_code_prior(model.code_prior, grids, model.config, seed=seed, progress=progress,
                          val_grids=val_grids, should_stop=should_stop, epoch_grids=augmented)
     # the fitted prior on its training grids, like test and validation (the running mean of

@@ -100,6 +100,10 @@ class VQVAEConfig:
     # > 0: only the first this many epochs are augmented, the rest see the centred grids
     # again, so the prior ends on the positions it will be asked to draw (0 = every epoch)
     prior_augment_epochs: int = 0
+    # each moved image is also turned by a random angle in [-rotate, rotate] degrees (about
+    # the frame's centre, near a digit's centre of mass): slanted digits, other grids, with
+    # the digit still centred, unlike a shift (0 = no turn)
+    prior_augment_rotate: float = 0.0
     prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
 
     def __post_init__(self):
@@ -116,7 +120,7 @@ class VQVAEConfig:
         if not 0 <= self.prior_polyak_decay < 1:
             raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
         check_augment(self.prior_augment_shift, self.prior_augment_share,
-                      self.prior_augment_epochs)
+                      self.prior_augment_epochs, self.prior_augment_rotate)
         if self.prior_dim % self.prior_heads:
             raise ValueError(f"prior_dim ({self.prior_dim}) must be divisible by prior_heads "
                              f"({self.prior_heads})")

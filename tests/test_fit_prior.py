@@ -325,6 +325,73 @@ def test_augment_epochs_need_a_shift_and_are_not_negative(levels):
     assert build(prior_augment_shift=1, prior_augment_epochs=2).prior_augment_epochs == 2
 
 
+def _orientation_degrees(y: torch.Tensor) -> torch.Tensor:
+    """The angle of each image's (N, 1, H, W) main axis from its second moments."""
+    h, w = y.shape[-2:]
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=y.dtype), torch.arange(w, dtype=y.dtype),
+                            indexing="ij")
+    m = y[:, 0] / y[:, 0].sum((1, 2), keepdim=True)                          # (N, H, W)
+    cy, cx = (m * yy).sum((1, 2)), (m * xx).sum((1, 2))                      # (N,)
+    dy, dx = yy - cy[:, None, None], xx - cx[:, None, None]                  # (N, H, W)
+    cov_xx, cov_yy, cov_xy = (m * dx * dx).sum((1, 2)), (m * dy * dy).sum((1, 2)), (m * dx * dy).sum((1, 2))
+    return torch.rad2deg(0.5 * torch.atan2(2 * cov_xy, cov_xx - cov_yy))
+
+
+def test_rotate_images_turns_each_image_about_the_centre_within_the_bound():
+    from latentlab.fit_prior import rotate_images
+    x = torch.zeros(200, 1, 28, 28)
+    x[:, :, 13:15, 4:24] = 1                                                 # a bar through the centre
+    assert torch.allclose(rotate_images(x, 0.0, torch.Generator()), x, atol=1e-5)  # no blur
+    y = rotate_images(x, 15.0, torch.Generator().manual_seed(0))
+    angle = _orientation_degrees(y)
+    assert angle.abs().max() <= 15.5 and angle.max() - angle.min() > 25     # spread over +-15
+    assert torch.allclose(y.sum((1, 2, 3)), x.sum((1, 2, 3)), rtol=0.02)   # the bar stays whole
+    mass = y[:, 0].sum((1, 2))                                                # (N,)
+    rows = (y[:, 0].sum(2) * torch.arange(28)).sum(1) / mass                 # centre of mass
+    cols = (y[:, 0].sum(1) * torch.arange(28)).sum(1) / mass
+    assert max((rows - 13.5).abs().max(), (cols - 13.5).abs().max()) < 0.1  # still centred
+
+
+def test_turns_go_to_the_chosen_share_and_leave_shift_only_fits_as_they_were():
+    from latentlab.fit_prior import shift_images
+    torch.manual_seed(0)
+    x = torch.zeros(400, 1, 28, 28)
+    x[:, :, 10:18, 10:18] = torch.rand(400, 1, 8, 8) + 0.1
+    turned = shift_images(x, 0, torch.Generator().manual_seed(1), share=0.25, max_degrees=20.0)
+    kept = (turned == x).flatten(1).all(1)
+    assert kept.float().mean().item() == pytest.approx(0.75, abs=0.06)
+    # the same draws pick the same images: a turn is added to exactly the moved ones
+    moved = shift_images(x, 1, torch.Generator().manual_seed(2), share=0.3)
+    both = shift_images(x, 1, torch.Generator().manual_seed(2), share=0.3, max_degrees=20.0)
+    chosen = ~(both == x).flatten(1).all(1)
+    assert torch.equal(moved[~chosen], both[~chosen]) and chosen.float().mean() > 0.2
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_a_turn_alone_is_an_augmentation_and_lies_in_0_45(levels):
+    from models.vqvae2 import VQVAE2Config
+    build = (lambda **kw: VQVAEConfig(**(TINY | kw))) if levels == 1 else VQVAE2Config
+    for bad in (-1.0, 46.0, float("nan")):
+        with pytest.raises(ValueError, match=r"prior_augment_rotate must lie in \[0, 45\]"):
+            build(prior_augment_rotate=bad)
+    cfg = build(prior_augment_rotate=10.0, prior_augment_share=0.3, prior_augment_epochs=2)
+    assert (cfg.prior_augment_shift, cfg.prior_augment_rotate) == (0, 10.0)
+
+
+def test_a_fit_with_turns_sees_fresh_turned_grids_and_the_flag_reaches_the_config(tmp_path):
+    from latentlab.fit_prior import parse_args
+    torch.manual_seed(0)
+    model = tiny(prior_epochs=2, prior_batch_size=64, prior_augment_rotate=10.0)
+    x = torch.zeros(128, 1, 28, 28)
+    x[:, :, 6:22, 12:16] = torch.rand(128, 1, 16, 4) + 0.1                 # upright strokes
+    seen = []
+    original = model.encode_dataset
+    model.encode_dataset = lambda imgs, **kw: seen.append(imgs.clone()) or original(imgs, **kw)
+    fit_prior(model, x, x_val=x[:32])
+    assert len(seen) == 2 + 2 and not torch.equal(seen[2], x) and not torch.equal(seen[2], seen[3])
+    assert parse_args([str(tmp_path), "--prior-augment-rotate", "12.5"]).prior_augment_rotate == 12.5
+
+
 # ----------------------------------------------------------------------------- two levels
 
 def tiny2() -> torch.nn.Module:

@@ -178,7 +178,11 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
     if epochs == 0 or n == 0:
         return out
     total = epochs * math.ceil(n / bs)
-    opt = torch.optim.AdamW(prior.parameters(), lr=config.prior_lr, weight_decay=config.prior_weight_decay)
+    # fused: one kernel for all ~80 weight tensors instead of a Python loop over them, about
+    # 8 ms a step on a CPU (of ~570 ms), so 30-40 s of a 10-epoch 6-layer fit
+    fused = _device_of(grids).type in ("cpu", "cuda")
+    opt = torch.optim.AdamW(prior.parameters(), lr=config.prior_lr,
+                            weight_decay=config.prior_weight_decay, fused=fused or None)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total))
     gen = torch.Generator().manual_seed(seed)
     prior.requires_grad_(True).train()

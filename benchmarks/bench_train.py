@@ -41,17 +41,22 @@ def model_specs() -> dict[str, tuple[str, object]]:
     specs["classifier"] = ("classifier", MODEL_KINDS["classifier"][0]())
     specs["vq-vae"] = ("vqvae", MODEL_KINDS["vqvae"][0]())
     specs["code prior 64x4"] = ("code_prior", (64, 4))    # VQVAEConfig's default
-    specs["code prior 128x4"] = ("code_prior", (128, 4))  # the shipped priors (fit_prior)
+    specs["code prior 128x6"] = ("code_prior", (128, 6))  # the shipped priors (fit_prior)
+    # the same with AdamW's per-tensor loop: what fit_prior used before its fused optimizer
+    specs["code prior 128x6 unfused"] = ("code_prior", (128, 6, False))
     return specs
 
 
-def _prior_step(config: tuple[int, int], batch_size: int, device: torch.device):
-    """One maximum-likelihood step of a code prior (dim, layers) on random grids."""
+def _prior_step(config: tuple, batch_size: int, device: torch.device):
+    """One maximum-likelihood step of a code prior (dim, layers[, fused]) on random grids,
+    with the optimizer ``latentlab.fit_prior`` builds."""
+    from latentlab.fit_prior import prior_optimizer
     from models.code_prior import TransformerCodePrior
 
     num_codes = MODEL_KINDS["vqvae"][0]().num_codes
-    prior = TransformerCodePrior(num_codes, *config).to(device).train()
-    opt = torch.optim.AdamW(prior.parameters(), lr=1e-3)
+    dim, layers, *fused = config
+    prior = TransformerCodePrior(num_codes, dim, layers).to(device).train()
+    opt = prior_optimizer(prior, lr=1e-3, weight_decay=0.01, fused=fused[0] if fused else True)
     grids = torch.randint(num_codes, (batch_size, 7, 7), device=device)  # (B, 7, 7)
 
     def step():
@@ -109,13 +114,13 @@ def main() -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, device {device}, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, load avg {load:.2f}")
-    print(f"{'model':<20} {'images/s (median)':>18} {'min':>8} {'max':>8}  s/epoch (60k)")
+    print(f"{'model':<26} {'images/s (median)':>18} {'min':>8} {'max':>8}  s/epoch (60k)")
     results = {}
     for name, (kind, cfg) in model_specs().items():
         runs = [time_steps(kind, cfg, args.steps, args.batch_size, device) for _ in range(args.repeats)]
         med = statistics.median(runs)
         results[name] = {"median_images_per_s": med, "runs": runs}
-        print(f"{name:<20} {med:>18.0f} {min(runs):>8.0f} {max(runs):>8.0f}  {60000 / med:8.1f}")
+        print(f"{name:<26} {med:>18.0f} {min(runs):>8.0f} {max(runs):>8.0f}  {60000 / med:8.1f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"device": str(device), "load_avg": load, "results": results}, fh, indent=2)

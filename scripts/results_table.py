@@ -15,7 +15,9 @@ from pathlib import Path
 
 REFIT_MARK = "†"  # see REFIT_NOTE
 REFIT_NOTE = ("† refit on all 60,000 training images for as many steps as the run chosen on "
-              "validation; the figure is that run's (the refit has seen the validation images).")
+              "validation, in whole epochs (rounded up, or down where up would not fit in the "
+              "hour: `refit_steps` in metrics.json says so); the figure is that run's (the "
+              "refit has seen the validation images).")
 SWEEP = ("0.9", "0.8", "0.7")  # learned-prior temperatures, as latentlab.vq_eval writes them
 
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 from latentlab.checkpoint import load_checkpoint
 from latentlab.data import train_val_split
 from latentlab.fit_prior import _cosine, prior_optimizer
-from models.code_prior import CELLS, TransformerCodePrior
+from models.code_prior import CELLS, TransformerCodePrior, sample_categorical
 
 N_VAL = 5000
 
@@ -63,9 +63,7 @@ def nll_bits(prior: TransformerCodePrior, grids: torch.Tensor) -> float:
 
 def soft_codes(d2: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:
     """Codes drawn from softmax(-d2 / tau) by Gumbel-max: (N, 49, K) -> (N, 7, 7)."""
-    u = torch.rand(d2.shape, generator=gen)
-    gumbel = -torch.log(-torch.log(u.clamp(1e-10, 1 - 1e-7)))
-    return (-d2 / tau + gumbel).argmax(-1).view(len(d2), 7, 7)
+    return sample_categorical(-d2 / tau, gen).view(len(d2), 7, 7)
 
 
 def corrupted_context(seq: torch.Tensor, p: float, k: int, gen: torch.Generator) -> torch.Tensor:

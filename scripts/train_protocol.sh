@@ -94,8 +94,8 @@
 #                 --prior-augment-epochs 8 --prior-lr 0.006": 10 x 469 = 4,690 steps (the fit's
 #                 4,692), which fit in the hour there; 34 min, 47 min with the auto-encoder;
 #                 shipped (test 2.331 bits, 0.8487). On Fashion (selection fit 3.0498 against
-#                 3.0512, 42 min) not refit yet: its command and validation history are in
-#                 checkpoints/fashion-vqvae/metrics.json's prior_candidates_on_validation
+#                 3.0512, 42 min) the same PRIOR_EXTRA, refit a session later: 39 min, 52 min
+#                 with the auto-encoder; shipped (test 3.045 bits, 0.631)
 #             refit-prior mnist:   10 epochs x ceil(50,000 / 128) = 3,910 steps
 #                          = 8.3 epochs x ceil(60,000 / 128): 9 epochs, the chosen run's
 #                          --prior-weight-decay 0.1 and no dropout          (about 45 min)

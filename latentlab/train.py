@@ -309,7 +309,7 @@ def after_training(trainer: Trainer, progress: bool = False,
         return {}
     return fit_prior(unwrap(trainer.model), trainer.x, seed=trainer.cfg.seed,
                      progress=progress and trainer.rank == 0, x_val=trainer.x_val,
-                     should_stop=should_stop)
+                     should_stop=should_stop, y=trainer.y)
 
 
 def validation_summary(trainer: Trainer, chosen_epoch: int) -> dict:

@@ -78,11 +78,13 @@ def sample_categorical(logits: torch.Tensor, generator: torch.Generator | None =
 
 # ----------------------------------------------------------------------------- interface
 
-def check_augment(shift: int, share: float, epochs: int = 0, rotate: float = 0.0) -> None:
+def check_augment(shift: int, share: float, epochs: int = 0, rotate: float = 0.0,
+                  mirror: float = 0.0) -> None:
     """A prior config's augmentation: a move of up to ``shift`` pixels (at most 4: a digit
     moved further leaves the 28x28 frame) and a turn of up to ``rotate`` degrees (at most 45:
-    a 6 turned further reads as a 9), a share of images to move, and for how many epochs;
-    the last two need a move or a turn to make.
+    a 6 turned further reads as a 9), the chance ``mirror`` in [0, 1] that a moved image of a
+    mirror-symmetric class is also mirrored, a share of images to move, and for how many
+    epochs; the last two need a move, a turn or a mirror to make.
 
     >>> check_augment(1, 0.3, 8)
     >>> check_augment(0, 0.3, 8, rotate=10.0)
@@ -95,16 +97,18 @@ def check_augment(shift: int, share: float, epochs: int = 0, rotate: float = 0.0
         raise ValueError(f"prior_augment_shift must lie in [0, 4], got {shift}")
     if not 0 <= rotate <= 45:  # also refuses NaN
         raise ValueError(f"prior_augment_rotate must lie in [0, 45] degrees, got {rotate}")
+    if not 0 <= mirror <= 1:
+        raise ValueError(f"prior_augment_mirror must lie in [0, 1], got {mirror}")
     if not 0 < share <= 1:
         raise ValueError(f"prior_augment_share must lie in (0, 1], got {share}")
     if epochs < 0:
         raise ValueError(f"prior_augment_epochs must be >= 0 (0 = every epoch), got {epochs}")
-    if share < 1 and not (shift or rotate):
-        raise ValueError("prior_augment_share < 1 needs prior_augment_shift > 0 or "
-                         "prior_augment_rotate > 0: there is no move to apply to that share")
-    if epochs and not (shift or rotate):
-        raise ValueError("prior_augment_epochs > 0 needs prior_augment_shift > 0 or "
-                         "prior_augment_rotate > 0: there is no move to stop applying")
+    if share < 1 and not (shift or rotate or mirror):
+        raise ValueError("prior_augment_share < 1 needs prior_augment_shift, _rotate or "
+                         "_mirror > 0: there is no move to apply to that share")
+    if epochs and not (shift or rotate or mirror):
+        raise ValueError("prior_augment_epochs > 0 needs prior_augment_shift, _rotate or "
+                         "_mirror > 0: there is no move to stop applying")
 
 
 def choose_prior(kind: str, learned: nn.Module, uniform: nn.Module) -> nn.Module:

@@ -104,6 +104,10 @@ class VQVAEConfig:
     # the frame's centre, near a digit's centre of mass): slanted digits, other grids, with
     # the digit still centred, unlike a shift (0 = no turn)
     prior_augment_rotate: float = 0.0
+    # the chance that a moved image is also mirrored left-right, if its class is
+    # mirror-symmetric (a shirt; not a shoe, which always points left, nor a digit):
+    # ``mirror_symmetric_classes`` decides from the class means (0 = no mirror)
+    prior_augment_mirror: float = 0.0
     prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
 
     def __post_init__(self):
@@ -120,7 +124,8 @@ class VQVAEConfig:
         if not 0 <= self.prior_polyak_decay < 1:
             raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
         check_augment(self.prior_augment_shift, self.prior_augment_share,
-                      self.prior_augment_epochs, self.prior_augment_rotate)
+                      self.prior_augment_epochs, self.prior_augment_rotate,
+                      self.prior_augment_mirror)
         if self.prior_dim % self.prior_heads:
             raise ValueError(f"prior_dim ({self.prior_dim}) must be divisible by prior_heads "
                              f"({self.prior_heads})")

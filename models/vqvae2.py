@@ -122,6 +122,7 @@ class VQVAE2Config:
     prior_augment_share: float = 1.0  # the share of the images moved each epoch
     prior_augment_epochs: int = 0  # > 0: only the first this many epochs are augmented
     prior_augment_rotate: float = 0.0  # and turned by up to this many degrees
+    prior_augment_mirror: float = 0.0  # and mirrored with this chance, if its class allows
     prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
 
     def __post_init__(self):
@@ -137,7 +138,8 @@ class VQVAE2Config:
         if not 0 <= self.prior_polyak_decay < 1:
             raise ValueError(f"prior_polyak_decay must lie in [0, 1), got {self.prior_polyak_decay}")
         check_augment(self.prior_augment_shift, self.prior_augment_share,
-                      self.prior_augment_epochs, self.prior_augment_rotate)
+                      self.prior_augment_epochs, self.prior_augment_rotate,
+                      self.prior_augment_mirror)
 
 
 class VQVAE2Output(NamedTuple):

@@ -392,6 +392,81 @@ def test_a_fit_with_turns_sees_fresh_turned_grids_and_the_flag_reaches_the_confi
     assert parse_args([str(tmp_path), "--prior-augment-rotate", "12.5"]).prior_augment_rotate == 12.5
 
 
+def _half_blobs(n: int) -> torch.Tensor:
+    """Images (N, 1, 28, 28) with a blob in the left half only: a mirror shows at once."""
+    x = torch.zeros(n, 1, 28, 28)
+    x[:, :, 10:18, 4:12] = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(0)) + 0.1
+    return x
+
+
+def test_mirror_symmetric_classes_picks_the_classes_whose_mean_is_its_own_mirror():
+    from latentlab.fit_prior import mirror_symmetric_classes
+    x = _half_blobs(30)
+    x[10:20] = x[10:20] + x[10:20].flip(-1)                                  # class 1: symmetric
+    y = torch.tensor([0] * 10 + [1] * 10 + [2] * 10)
+    x[20:25] = x[20:25].flip(-1)                      # class 2: half face each way, mean symmetric
+    assert mirror_symmetric_classes(x, y).tolist() == [False] * 10 + [True] * 20
+
+
+def test_mirrors_go_to_moved_mirrorable_images_only_and_leave_other_fits_as_they_were():
+    from latentlab.fit_prior import shift_images
+    x = _half_blobs(800)
+    mirrorable = torch.arange(800) % 2 == 0
+    out = shift_images(x, 0, torch.Generator().manual_seed(1), share=0.5, mirror=0.5,
+                       mirrorable=mirrorable)
+    mirrored = (out == x.flip(-1)).flatten(1).all(1)
+    kept = (out == x).flatten(1).all(1)
+    assert bool((mirrored ^ kept).all()) and not mirrored[~mirrorable].any()  # nothing else done
+    # a quarter of the mirrorable ones: moved (a half) and then mirrored (a half)
+    assert mirrored[mirrorable].float().mean().item() == pytest.approx(0.25, abs=0.05)
+    moved = shift_images(x, 1, torch.Generator().manual_seed(2), share=0.3)
+    both = shift_images(x, 1, torch.Generator().manual_seed(2), share=0.3, mirror=1.0,
+                        mirrorable=torch.ones(800, dtype=torch.bool))
+    # the same draws pick the same images and moves; mirror 1 then mirrors every chosen one
+    shifted = ~(moved == x).flatten(1).all(1)      # chosen, less those drawn offset (0, 0)
+    assert torch.equal(both[shifted], moved[shifted].flip(-1))
+    same = (both == moved).flatten(1).all(1)
+    assert bool((same | (both == moved.flip(-1)).flatten(1).all(1)).all())
+    assert (~same[~shifted]).float().mean().item() < 0.1    # the unchosen are left alone
+    with pytest.raises(ValueError, match="mirrorable mask"):
+        shift_images(x, 1, torch.Generator(), mirror=0.5)
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_a_mirror_alone_is_an_augmentation_and_lies_in_0_1(levels):
+    from models.vqvae2 import VQVAE2Config
+    build = (lambda **kw: VQVAEConfig(**(TINY | kw))) if levels == 1 else VQVAE2Config
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"prior_augment_mirror must lie in \[0, 1\]"):
+            build(prior_augment_mirror=bad)
+    cfg = build(prior_augment_mirror=0.5, prior_augment_share=0.3, prior_augment_epochs=2)
+    assert (cfg.prior_augment_shift, cfg.prior_augment_mirror) == (0, 0.5)
+
+
+def test_a_fit_with_mirrors_needs_the_labels_and_sees_mirrored_grids(tmp_path):
+    from latentlab.fit_prior import parse_args
+    torch.manual_seed(0)
+    model = tiny(prior_epochs=2, prior_batch_size=64, prior_augment_mirror=1.0)
+    x = _half_blobs(128)
+    x[64:] = x[64:] + x[64:].flip(-1)                                         # class 1 symmetric
+    y = torch.tensor([0] * 64 + [1] * 64)
+    with pytest.raises(ValueError, match="needs the training labels"):
+        fit_prior(model, x, x_val=x[:32])
+    seen = []
+    original = model.encode_dataset
+    model.encode_dataset = lambda imgs, **kw: seen.append(imgs.clone()) or original(imgs, **kw)
+    fit_prior(model, x, x_val=x[:32], y=y)
+    # every image of class 1 is mirrored (chance 1), which leaves a symmetric one as it was,
+    # and none of class 0 (its mean leans left)
+    assert len(seen) == 2 + 2 and torch.equal(seen[2], x) and torch.equal(seen[3], x)
+    x[64:, :, :, 14:] = 0                                                     # class 1 leans left,
+    x[64:96] = x[64:96].flip(-1)                                # half of it right: a symmetric mean
+    seen.clear()
+    fit_prior(model, x, x_val=x[:32], y=y)
+    assert torch.equal(seen[2][:64], x[:64]) and torch.equal(seen[2][64:], x[64:].flip(-1))
+    assert parse_args([str(tmp_path), "--prior-augment-mirror", "0.5"]).prior_augment_mirror == 0.5
+
+
 # ----------------------------------------------------------------------------- two levels
 
 def tiny2() -> torch.nn.Module:

@@ -297,14 +297,18 @@ def test_augment_epochs_need_a_shift_and_are_not_negative(levels):
 
 
 @pytest.mark.parametrize("levels", [1, 2])
-def test_a_turn_alone_is_an_augmentation_and_lies_in_0_45(levels):
+@pytest.mark.parametrize("field, bad, good, bounds", [
+    ("prior_augment_rotate", (-1.0, 46.0), 10.0, r"\[0, 45\]"),
+    ("prior_augment_mirror", (-0.1, 1.5), 0.5, r"\[0, 1\]")])
+def test_a_turn_or_a_mirror_alone_is_an_augmentation_within_its_bounds(levels, field, bad, good,
+                                                                        bounds):
     from models.vqvae2 import VQVAE2Config
     build = (lambda **kw: VQVAEConfig(**(TINY | kw))) if levels == 1 else VQVAE2Config
-    for bad in (-1.0, 46.0, float("nan")):
-        with pytest.raises(ValueError, match=r"prior_augment_rotate must lie in \[0, 45\]"):
-            build(prior_augment_rotate=bad)
-    cfg = build(prior_augment_rotate=10.0, prior_augment_share=0.3, prior_augment_epochs=2)
-    assert (cfg.prior_augment_shift, cfg.prior_augment_rotate) == (0, 10.0)
+    for value in (*bad, float("nan")):
+        with pytest.raises(ValueError, match=f"{field} must lie in {bounds}"):
+            build(**{field: value})
+    cfg = build(**{field: good}, prior_augment_share=0.3, prior_augment_epochs=2)
+    assert (cfg.prior_augment_shift, getattr(cfg, field)) == (0, good)
 
 
 def test_a_fit_with_turns_sees_fresh_turned_grids_and_the_flag_reaches_the_config(tmp_path):
@@ -319,17 +323,6 @@ def test_a_fit_with_turns_sees_fresh_turned_grids_and_the_flag_reaches_the_confi
     fit_prior(model, x, x_val=x[:32])
     assert len(seen) == 2 + 2 and not torch.equal(seen[2], x) and not torch.equal(seen[2], seen[3])
     assert parse_args([str(tmp_path), "--prior-augment-rotate", "12.5"]).prior_augment_rotate == 12.5
-
-
-@pytest.mark.parametrize("levels", [1, 2])
-def test_a_mirror_alone_is_an_augmentation_and_lies_in_0_1(levels):
-    from models.vqvae2 import VQVAE2Config
-    build = (lambda **kw: VQVAEConfig(**(TINY | kw))) if levels == 1 else VQVAE2Config
-    for bad in (-0.1, 1.5, float("nan")):
-        with pytest.raises(ValueError, match=r"prior_augment_mirror must lie in \[0, 1\]"):
-            build(prior_augment_mirror=bad)
-    cfg = build(prior_augment_mirror=0.5, prior_augment_share=0.3, prior_augment_epochs=2)
-    assert (cfg.prior_augment_shift, cfg.prior_augment_mirror) == (0, 0.5)
 
 
 def test_a_fit_with_mirrors_needs_the_labels_and_sees_mirrored_grids(tmp_path):

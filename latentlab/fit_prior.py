@@ -225,7 +225,7 @@ def _augmenter(model: VQVAE | VQVAE2, x: torch.Tensor, y: torch.Tensor | None, g
     """Each epoch's grids under the config's augmentation (None: the grids as they are)."""
     c = model.config
     shift, share, rotate, mirror = (c.prior_augment_shift, c.prior_augment_share,
-                                    c.prior_augment_rotate, getattr(c, "prior_augment_mirror", 0.0))
+                                    c.prior_augment_rotate, c.prior_augment_mirror)
     if not (shift or rotate or mirror):
         return None
     if mirror and (y is None or len(y) != len(x)):

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
+from latentlab.augment import mirror_symmetric_classes, rotate_images, shift_images
+
 
 def test_shift_images_moves_each_image_within_the_bound():
-    from latentlab.augment import shift_images
     torch.manual_seed(0)
     x = torch.zeros(64, 1, 28, 28)
     x[:, :, 10:18, 10:18] = torch.rand(64, 1, 8, 8) + 0.1                   # a blob off the border
@@ -20,7 +21,6 @@ def test_shift_images_moves_each_image_within_the_bound():
 
 
 def test_a_share_of_the_images_is_shifted_and_the_rest_kept():
-    from latentlab.augment import shift_images
     torch.manual_seed(0)
     x = torch.zeros(400, 1, 28, 28)
     x[:, :, 10:18, 10:18] = torch.rand(400, 1, 8, 8) + 0.1
@@ -47,7 +47,6 @@ def _orientation_degrees(y: torch.Tensor) -> torch.Tensor:
 
 
 def test_rotate_images_turns_each_image_about_the_centre_within_the_bound():
-    from latentlab.augment import rotate_images
     x = torch.zeros(200, 1, 28, 28)
     x[:, :, 13:15, 4:24] = 1                                                 # a bar through the centre
     assert torch.allclose(rotate_images(x, 0.0, torch.Generator()), x, atol=1e-5)  # no blur
@@ -62,7 +61,6 @@ def test_rotate_images_turns_each_image_about_the_centre_within_the_bound():
 
 
 def test_turns_go_to_the_chosen_share_and_leave_shift_only_fits_as_they_were():
-    from latentlab.augment import shift_images
     torch.manual_seed(0)
     x = torch.zeros(400, 1, 28, 28)
     x[:, :, 10:18, 10:18] = torch.rand(400, 1, 8, 8) + 0.1
@@ -84,7 +82,6 @@ def _half_blobs(n: int) -> torch.Tensor:
 
 
 def test_mirror_symmetric_classes_picks_the_classes_whose_mean_is_its_own_mirror():
-    from latentlab.augment import mirror_symmetric_classes
     x = _half_blobs(30)
     x[10:20] = x[10:20] + x[10:20].flip(-1)                                  # class 1: symmetric
     y = torch.tensor([0] * 10 + [1] * 10 + [2] * 10)
@@ -93,7 +90,6 @@ def test_mirror_symmetric_classes_picks_the_classes_whose_mean_is_its_own_mirror
 
 
 def test_mirrors_go_to_moved_mirrorable_images_only_and_leave_other_fits_as_they_were():
-    from latentlab.augment import shift_images
     x = _half_blobs(800)
     mirrorable = torch.arange(800) % 2 == 0
     out = shift_images(x, 0, torch.Generator().manual_seed(1), share=0.5, mirror=0.5,

@@ -107,6 +107,12 @@
 #                 --prior-augment-epochs 9 --prior-lr 0.006 --prior-augment-mirror 0.5":
 #                 12 x 391 = 4,692 steps as 10 x 469; 37 min, 50 min with the auto-encoder;
 #                 shipped (test 3.045 bits, 0.640)
+#             That fit for 14 epochs, moving in the first 12 (selection fit 3.0435 bits against
+#                 3.0456, best at epoch 13) with PRIOR_EXTRA="--prior-layers 6 --prior-epochs 11
+#                 --prior-augment-shift 1 --prior-augment-share 0.3 --prior-augment-epochs 10
+#                 --prior-lr 0.006 --prior-augment-mirror 0.5": 13 x 391 = 5,083 steps rounded up
+#                 to 11 x 469; 44 min, 57 min with the auto-encoder; shipped (test 3.038 bits,
+#                 0.629: fewer bits, less clear samples)
 #             refit-prior mnist:   10 epochs x ceil(50,000 / 128) = 3,910 steps
 #                          = 8.3 epochs x ceil(60,000 / 128): 9 epochs, the chosen run's
 #                          --prior-weight-decay 0.1 and no dropout          (about 45 min)

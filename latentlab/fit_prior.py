@@ -52,7 +52,7 @@ from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
                 "prior_lr", "prior_weight_decay", "prior_batch_size", "prior_augment_shift",
                 "prior_augment_share", "prior_augment_epochs", "prior_augment_rotate",
-                "prior_augment_mirror", "prior_polyak_decay")
+                "prior_augment_mirror", "prior_polyak_decay", "prior_input_noise")
 # metrics that describe the prior being replaced; evaluate writes them afresh
 STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch",
                   "prior_selected_on_validation")

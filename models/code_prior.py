@@ -51,6 +51,37 @@ def _check_grid(grid: torch.Tensor, num_codes: int) -> torch.Tensor:
     return grid
 
 
+def corrupt_context(tokens: torch.Tensor, noise: float, num_codes: int) -> torch.Tensor:
+    """Input tokens (B, T) with each code after the start token replaced, with chance
+    ``noise``, by a code drawn uniformly from [0, num_codes): the targets stay clean.
+
+    A regulariser for a prior that memorises its training grids: its context is never quite
+    a grid it has seen, so it must lean on what the codes around a cell usually are, not on
+    one exact past (word dropout, Bowman et al. 2016, with random words for blanks).
+
+    >>> tokens = torch.tensor([[4, 0, 1, 2, 3]])         # start token 4, then codes
+    >>> torch.equal(corrupt_context(tokens, 0.0, 4), tokens)
+    True
+    >>> _ = torch.manual_seed(0)
+    >>> noisy = corrupt_context(tokens.repeat(1000, 1), 0.5, 4)    # changed: 0.5 x 3/4
+    >>> bool((noisy[:, 0] == 4).all()), round((noisy[:, 1:] != tokens[:, 1:]).float().mean().item(), 2)
+    (True, 0.38)
+    """
+    if noise <= 0:
+        return tokens
+    hit = torch.rand(tokens.shape, device=tokens.device) < noise                # (B, T)
+    hit[:, 0] = False                                                           # the start token
+    random = torch.randint_like(tokens, num_codes)                              # (B, T)
+    return torch.where(hit, random, tokens)
+
+
+def check_input_noise(noise: float) -> float:
+    """``prior_input_noise``, a chance in [0, 1): 1 would leave no context at all."""
+    if not 0 <= noise < 1:  # also refuses NaN
+        raise ValueError(f"prior_input_noise must lie in [0, 1), got {noise}")
+    return float(noise)
+
+
 def _check_mask(grid: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     if mask.shape != grid.shape or mask.dtype != torch.bool:
         raise ValueError(f"mask must be a bool tensor of shape {tuple(grid.shape)}")
@@ -244,6 +275,8 @@ class TransformerCodePrior(CodePrior):
     """Causal transformer p_lambda(c) = prod_i p(c_i | c_<i) over the raster order.
 
     Input position t holds the code of cell t-1 (a start token at t = 0) and predicts cell t.
+    With ``input_noise`` > 0, in training mode only, each input code is replaced by a random
+    one with that chance (``corrupt_context``); evaluation and sampling see clean grids.
 
     >>> prior = TransformerCodePrior(num_codes=16, dim=32, layers=1, heads=2)
     >>> grid = torch.zeros(2, 7, 7, dtype=torch.long)
@@ -252,11 +285,12 @@ class TransformerCodePrior(CodePrior):
     """
 
     def __init__(self, num_codes: int, dim: int = 64, layers: int = 4, heads: int = 4,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, input_noise: float = 0.0):
         super().__init__()
         if dim % heads:
             raise ValueError(f"prior dim {dim} must be divisible by its heads {heads}")
         self.num_codes = num_codes
+        self.input_noise = check_input_noise(input_noise)
         self.tok = nn.Embedding(num_codes + 1, dim)          # index K = start token
         self.pos = nn.Parameter(torch.zeros(CELLS, dim))
         nn.init.normal_(self.pos, std=0.02)
@@ -280,7 +314,10 @@ class TransformerCodePrior(CodePrior):
     def logits(self, grid: torch.Tensor) -> torch.Tensor:
         """Next-code logits for every cell given the cells before it: (B, 7, 7) -> (B, 49, K)."""
         seq = _check_grid(grid, self.num_codes).flatten(1)                  # (B, 49)
-        return self._run(self._inputs(seq))[0]
+        tokens = self._inputs(seq)                                          # (B, 49)
+        if self.training:
+            tokens = corrupt_context(tokens, self.input_noise, self.num_codes)
+        return self._run(tokens)[0]
 
     # -- distribution ---------------------------------------------------------------
     def log_prob_per_cell(self, grid: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,7 @@ from models.code_prior import (
     TransformerCodePrior,
     UniformCodePrior,
     check_augment,
+    check_input_noise,
     choose_prior,
 )
 from models.nets import conv_down, conv_up
@@ -109,6 +110,9 @@ class VQVAEConfig:
     # ``mirror_symmetric_classes`` decides from the class means (0 = no mirror)
     prior_augment_mirror: float = 0.0
     prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
+    # the chance that each code the prior is given as context while fitting is replaced by a
+    # random one (targets stay clean; evaluation and sampling see clean grids): 0 = none
+    prior_input_noise: float = 0.0
 
     def __post_init__(self):
         if self.grid_size != 7:
@@ -126,6 +130,7 @@ class VQVAEConfig:
         check_augment(self.prior_augment_shift, self.prior_augment_share,
                       self.prior_augment_epochs, self.prior_augment_rotate,
                       self.prior_augment_mirror)
+        check_input_noise(self.prior_input_noise)
         if self.prior_dim % self.prior_heads:
             raise ValueError(f"prior_dim ({self.prior_dim}) must be divisible by prior_heads "
                              f"({self.prior_heads})")
@@ -194,7 +199,7 @@ class VQVAE(nn.Module):
             kmeans_iters=config.kmeans_iters)
         self.code_prior = TransformerCodePrior(
             config.num_codes, config.prior_dim, config.prior_layers, config.prior_heads,
-            config.prior_dropout)
+            config.prior_dropout, config.prior_input_noise)
         # Frozen except while the training layer fits it: the auto-encoder's optimizer and
         # DDP (which rejects parameters that get no gradient) then only see the auto-encoder.
         self.code_prior.requires_grad_(False)

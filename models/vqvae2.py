@@ -124,8 +124,12 @@ class VQVAE2Config:
     prior_augment_rotate: float = 0.0  # and turned by up to this many degrees
     prior_augment_mirror: float = 0.0  # and mirrored with this chance, if its class allows
     prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
+    prior_input_noise: float = 0.0   # the VQ-VAE's option; not available here (see below)
 
     def __post_init__(self):
+        if self.prior_input_noise:  # its one vocabulary mixes two codebooks, so a random
+            # replacement would have to keep each level's range: not built
+            raise ValueError("prior_input_noise is available for the one-level VQ-VAE's prior only")
         if min(self.num_codes, self.top_codes) < 2 or self.code_dim < 1 or self.channels < 1:
             raise ValueError("need num_codes >= 2, top_codes >= 2, code_dim >= 1 and channels >= 1")
         if self.beta < 0 or self.top_weight < 0 or not 0.0 < self.ema_decay < 1.0:

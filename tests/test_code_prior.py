@@ -114,6 +114,24 @@ def test_bad_grids_and_options_fail_with_a_message():
         TransformerCodePrior(K, dim=10, heads=4)
 
 
+def test_input_noise_changes_the_context_in_training_mode_only():
+    torch.manual_seed(0)
+    noisy = TransformerCodePrior(K, dim=16, layers=2, heads=2, input_noise=0.5)
+    clean = TransformerCodePrior(K, dim=16, layers=2, heads=2)
+    clean.load_state_dict(noisy.state_dict())
+    grid = random_grid(8)
+    noisy.eval(), clean.eval()
+    assert torch.equal(noisy.log_prob(grid), clean.log_prob(grid))       # evaluation is clean
+    noisy.train(), clean.train()
+    first, second = noisy.logits(grid), noisy.logits(grid)
+    reference = clean.logits(grid)
+    assert torch.allclose(first[:, 0], reference[:, 0])   # cell 0 sees only the start token
+    assert not torch.allclose(first, reference) and not torch.allclose(first, second)
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="prior_input_noise"):
+            TransformerCodePrior(K, dim=16, layers=1, heads=2, input_noise=bad)
+
+
 # ----------------------------------------------------------------------------- interface
 
 @pytest.mark.parametrize("make", PRIORS)

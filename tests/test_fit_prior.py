@@ -91,6 +91,32 @@ def test_prior_weight_decay_shrinks_the_fitted_weights():
         VQVAEConfig(**(TINY | {"prior_weight_decay": -0.1}))
 
 
+def test_input_noise_holds_a_prior_back_from_memorising_its_grids(tmp_path):
+    """The same fit on a few random grids (nothing to learn but the grids themselves), with
+    and without context noise: the noisy prior memorises them less; the flag reaches the
+    config, and the two-level model refuses it."""
+    from latentlab.fit_prior import parse_args
+    from models.vqvae2 import VQVAE2Config
+    grids = torch.randint(16, (32, 7, 7), generator=torch.Generator().manual_seed(2))
+    bits = []
+    for noise in (0.0, 0.5):  # 100 steps of one batch each
+        cfg = VQVAEConfig(**(TINY | {"prior_dim": 32, "prior_layers": 2, "prior_epochs": 100,
+                                     "prior_batch_size": 32, "prior_lr": 1e-2,
+                                     "prior_input_noise": noise}))
+        torch.manual_seed(0)
+        prior = TransformerCodePrior(16, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads,
+                                     input_noise=noise)
+        fit_code_prior(prior, grids, cfg, seed=0)
+        bits.append(prior_nll_bits_per_code(prior, grids))
+    assert bits[0] < 0.5 * bits[1], bits         # memorised (0.3 bits), against held back (3.3)
+    assert parse_args([str(tmp_path), "--prior-input-noise", "0.1"]).prior_input_noise == 0.1
+    assert tiny(prior_input_noise=0.1).code_prior.input_noise == 0.1
+    with pytest.raises(ValueError, match="prior_input_noise"):
+        VQVAEConfig(**(TINY | {"prior_input_noise": 1.0}))
+    with pytest.raises(ValueError, match="one-level"):
+        VQVAE2Config(prior_input_noise=0.1)
+
+
 def test_validation_chooses_the_epoch_with_the_lowest_validation_nll():
     """Train on one kind of grid, validate on another: later epochs fit the training grids
     better and the validation grids worse, so an early epoch must be kept."""

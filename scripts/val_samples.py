@@ -16,8 +16,15 @@ and reports what the judge (the shipped classifier) says, with the validation im
   than one pixel off, and ``confident_within_1px`` / ``confident_beyond_1px`` the confident
   share among the samples within and beyond that distance.
 
+With ``--choose SHARE`` it also applies the rule the code priors are chosen by since the
+context-noise fits (``--prior-input-noise``): among the selection fits given, the lowest
+validation NLL (``prior_val_nll_bits_per_code`` in their metrics.json) of those whose samples
+reach a confident share of SHARE (the issue's targets: 0.85 MNIST, 0.65 Fashion); when none
+reaches it, the lowest validation NLL of all. Both figures come from the last 10,000 training
+images and the judge, never from the test set.
+
     PYTHONPATH=. python scripts/val_samples.py FOLDER [FOLDER ...] [--n 10000] [--temperature 1]
-        [--seed 0] [--threads 2]
+        [--seed 0] [--threads 2] [--choose SHARE]
 """
 
 from __future__ import annotations
@@ -98,6 +105,36 @@ def judge_samples(folder: str | Path, x_val: torch.Tensor, n: int = 10000,
     }
 
 
+def choose(rows: list[dict], val_nll: dict[str, float], share: float) -> dict:
+    """The selection fit to keep: the lowest validation NLL among the rows whose samples'
+    confident share reaches ``share``, else the lowest of all; ``val_nll`` maps each row's
+    folder to its validation bits per code.
+
+    >>> rows = [{"folder": "a", "confident_share": 0.62}, {"folder": "b", "confident_share": 0.68}]
+    >>> choose(rows, {"a": 3.04, "b": 3.10}, 0.65)
+    {'chosen': 'b', 'rule': 'lowest validation NLL among confident share >= 0.65', 'val_bits_per_code': 3.1}
+    >>> choose(rows, {"a": 3.04, "b": 3.10}, 0.7)["chosen"]    # none reaches 0.7
+    'a'
+    """
+    if not rows:
+        raise ValueError("no selection fits to choose from")
+    missing = [r["folder"] for r in rows if r["folder"] not in val_nll]
+    if missing:
+        raise ValueError(f"no validation NLL for {missing}: only fits made with --val-size > 0 "
+                         "can be chosen")
+    passing = [r for r in rows if r["confident_share"] >= share]
+    pool, rule = ((passing, f"lowest validation NLL among confident share >= {share}") if passing
+                  else (rows, f"lowest validation NLL (none reaches confident share {share})"))
+    best = min(pool, key=lambda r: val_nll[r["folder"]])
+    return {"chosen": best["folder"], "rule": rule, "val_bits_per_code": val_nll[best["folder"]]}
+
+
+def _val_nll(folder: str) -> dict[str, float]:
+    """{folder: validation bits per code} from its metrics.json, or {} for a fit without one."""
+    value = read_info(folder).metrics.get("prior_val_nll_bits_per_code")
+    return {} if value is None else {folder: float(value)}
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("folders", nargs="+", help="VQ-VAE checkpoint folders")
@@ -105,7 +142,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--choose", type=float, metavar="SHARE",
+                   help="print the fit chosen by the rule above for this confident share")
     args = p.parse_args(argv)
+    if args.choose is not None and not 0 <= args.choose <= 1:
+        p.error(f"--choose takes a share in [0, 1], got {args.choose}")
     torch.set_num_threads(args.threads)
     rows, x_val = [], {}
     for folder in args.folders:
@@ -114,6 +155,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
             x_val[dataset] = data.train_val_split(dataset)[1][0]              # (10000, 1, 28, 28)
         rows.append(judge_samples(folder, x_val[dataset], args.n, args.temperature, args.seed))
         print(json.dumps(rows[-1]), flush=True)
+    if args.choose is not None:
+        val_nll = {k: v for folder in args.folders for k, v in _val_nll(folder).items()}
+        print(json.dumps(choose(rows, val_nll, args.choose)), flush=True)
     return rows
 
 

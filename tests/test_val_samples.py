@@ -62,3 +62,39 @@ def test_a_model_without_a_code_prior_is_refused(tmp_path: Path):
     folder = save_checkpoint(tmp_path / "vae", VAE(config), "vae", config, {})
     with pytest.raises(ValueError, match="only VQ-VAEs"):
         val_samples.judge_samples(folder, _dots([(14, 14)]), n=4)
+
+
+def _rows(*shares: float) -> list[dict]:
+    return [{"folder": f"fit{i}", "confident_share": s} for i, s in enumerate(shares)]
+
+
+@pytest.mark.parametrize(("shares", "nll", "target", "chosen"), [
+    ((0.62, 0.68, 0.70), (3.04, 3.10, 3.12), 0.65, "fit1"),   # the best passing fit, not the best NLL
+    ((0.62, 0.68, 0.70), (3.04, 3.10, 3.12), 0.69, "fit2"),
+    ((0.62, 0.64), (3.04, 3.10), 0.65, "fit0"),                # none passes: lowest NLL of all
+    ((0.65,), (3.2,), 0.65, "fit0"),                           # the target itself passes
+])
+def test_choose_keeps_the_lowest_validation_nll_among_fits_with_clear_samples(
+        shares, nll, target, chosen):
+    rows = _rows(*shares)
+    out = val_samples.choose(rows, {r["folder"]: v for r, v in zip(rows, nll)}, target)
+    assert out["chosen"] == chosen
+    assert out["val_bits_per_code"] == nll[int(chosen[-1])]
+    assert ("none reaches" in out["rule"]) == all(s < target for s in shares)
+
+
+def test_choose_refuses_fits_without_a_validation_nll():
+    with pytest.raises(ValueError, match="no validation NLL for \\['fit1'\\]"):
+        val_samples.choose(_rows(0.7, 0.7), {"fit0": 3.0}, 0.65)
+    with pytest.raises(ValueError, match="no selection fits"):
+        val_samples.choose([], {}, 0.65)
+
+
+def test_the_validation_nll_is_read_from_the_fit_and_absent_for_a_refit(tmp_path: Path):
+    config = VQVAEConfig(num_codes=16, code_dim=8, channels=4, prior_dim=16, prior_layers=1,
+                         prior_heads=2)
+    fit = save_checkpoint(tmp_path / "fit", VQVAE(config), "vqvae", config,
+                          {"prior_val_nll_bits_per_code": 3.1})
+    refit = save_checkpoint(tmp_path / "refit", VQVAE(config), "vqvae", config, {})
+    assert val_samples._val_nll(str(fit)) == {str(fit): 3.1}
+    assert val_samples._val_nll(str(refit)) == {}

@@ -35,7 +35,6 @@ import math
 import os
 import shlex
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from latentlab import data, settings
 from latentlab.augment import mirror_symmetric_classes, shift_images
 from latentlab.averaging import WeightAverage, kept_weights
 from latentlab.checkpoint import load_checkpoint, save_checkpoint
+from latentlab.cpuclock import CpuClock
 from latentlab.errors import CheckpointError, InputError
 from models.vqvae import VQVAE, VQVAEConfig
 from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
@@ -248,8 +248,11 @@ def fit_prior(model: VQVAE | VQVAE2, x: torch.Tensor, seed: int = 0, progress: b
     returns the fit's train (and validation) NLL in bits/code, wall time and grid counts for
     metrics.json. With ``x_val`` the prior epoch is chosen on validation. A fit stopped by
     ``should_stop`` adds ``prior_stopped_early`` and ``prior_steps`` of ``prior_total_steps``.
-    The labels ``y`` (N,) are needed only to mirror images (``prior_augment_mirror``)."""
-    start = time.time()
+    The labels ``y`` (N,) are needed only to mirror images (``prior_augment_mirror``).
+    ``prior_train_cpu_time_s`` (all threads) and ``prior_train_steal_share`` (the host's CPU
+    time the hypervisor gave to other guests meanwhile) say how much of the wall time was work.
+    """
+    clock = CpuClock.start()
     grids = model.encode_dataset(x)                                          # (N, 7, 7)
     val_grids = model.encode_dataset(x_val) if x_val is not None and len(x_val) else None
     augmented = _augmenter(model, x, y, grids, seed)
@@ -259,9 +262,10 @@ def fit_prior(model: VQVAE | VQVAE2, x: torch.Tensor, seed: int = 0, progress: b
     # an epoch's losses mixes weights from the whole epoch); a stopped or empty fit keeps that
     fitted = not fit["stopped"] and math.isfinite(fit["train_bits"])
     train_bits = _nll_bits(model.code_prior, grids) if fitted else fit["train_bits"]
+    spent = clock.elapsed()
     out = {"prior_train_nll_bits_per_code": round(train_bits, 4) if math.isfinite(train_bits) else None,
-           "prior_train_wall_time_s": round(time.time() - start, 1),
-           "prior_train_grids": _count(grids)}
+           "prior_train_wall_time_s": spent["wall_s"], "prior_train_cpu_time_s": spent["cpu_s"],
+           "prior_train_steal_share": spent["steal_share"], "prior_train_grids": _count(grids)}
     if fit["stopped"]:
         total = model.config.prior_epochs * math.ceil(_count(grids) / model.config.prior_batch_size)
         out.update(prior_stopped_early=True, prior_steps=fit["steps"], prior_total_steps=total)

@@ -34,6 +34,7 @@ from latentlab import data, settings
 from latentlab.averaging import WeightAverage, kept_weights
 from latentlab.checkpoint import check_config, nonfinite_tensors, save_checkpoint
 from latentlab.cli_flags import add_config_flags, check_no_clash, config_from_args
+from latentlab.cpuclock import CpuClock
 from latentlab.device import device_description, pick_device
 from latentlab.errors import UserError
 from latentlab.evaluate import quick_metrics
@@ -382,7 +383,7 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
     from tqdm import tqdm
 
     trainer = Trainer(model, cfg)
-    start = time.time()
+    start, clock = time.time(), CpuClock.start()
     bar = tqdm(total=cfg.epochs * trainer.steps_per_epoch, disable=not progress or trainer.rank,
                desc=f"{cfg.model} {cfg.dataset}", mininterval=2.0)
 
@@ -404,9 +405,12 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
     if trainer.rank != 0:
         return None
     check_finite_weights(model)  # a diverged run saves nothing
+    spent = clock.elapsed()
     metrics = {
         "command": command,
-        "train_wall_time_s": round(time.time() - start, 1),
+        "train_wall_time_s": spent["wall_s"],
+        "train_cpu_time_s": spent["cpu_s"],        # all threads of this process
+        "train_steal_share": spent["steal_share"],  # the host's ticks other guests took
         "device": device_description(trainer.device),
         "world_size": trainer.world,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

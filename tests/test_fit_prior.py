@@ -156,6 +156,7 @@ def test_fit_prior_changes_only_the_prior_and_keeps_the_mode():
     out = fit_prior(model, x, seed=0)
     assert model.training  # encode_dataset restores the caller's mode
     assert out["prior_train_grids"] == 64 and out["prior_train_wall_time_s"] >= 0
+    assert out["prior_train_cpu_time_s"] >= 0 and "prior_train_steal_share" in out
     changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert changed and all(k.startswith("code_prior.") for k in changed)
 

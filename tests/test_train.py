@@ -31,7 +31,8 @@ def test_train_cli_writes_a_loadable_checkpoint(tmp_path, prior):
     m = info.metrics
     assert m["command"].startswith("python -m latentlab.train --dataset mnist")
     assert m["train_config"]["epochs"] == 2 and "cpu" in m["device"] and m["date"]
-    assert m["test_elbo"] < 0 and m["train_wall_time_s"] > 0
+    assert m["test_elbo"] < 0 and m["train_wall_time_s"] > 0 and m["train_cpu_time_s"] > 0
+    assert m["train_steal_share"] is None or 0 <= m["train_steal_share"] <= 1
 
 
 def test_classifier_cli(tmp_path):

@@ -16,11 +16,11 @@ and reports what the judge (the shipped classifier) says, with the validation im
   than one pixel off, and ``confident_within_1px`` / ``confident_beyond_1px`` the confident
   share among the samples within and beyond that distance.
 
-With ``--choose SHARE`` it also applies the rule the code priors are chosen by since the
-context-noise fits (``--prior-input-noise``): among the selection fits given, the lowest
-validation NLL (``prior_val_nll_bits_per_code`` in their metrics.json) of those whose samples
-reach a confident share of SHARE (the issue's targets: 0.85 MNIST, 0.65 Fashion); when none
-reaches it, the lowest validation NLL of all. Both figures come from the last 10,000 training
+With ``--choose SHARE`` it also applies a rule for choosing a code prior when the lecture's
+target is its samples, not its bits: among the selection fits given, the lowest validation
+NLL (``prior_val_nll_bits_per_code`` in their metrics.json) of those whose samples reach a
+confident share of SHARE (the issue's targets: 0.85 MNIST, 0.65 Fashion); when none reaches
+it, the lowest validation NLL of all. Both figures come from the last 10,000 training
 images and the judge, never from the test set.
 
     PYTHONPATH=. python scripts/val_samples.py FOLDER [FOLDER ...] [--n 10000] [--temperature 1]

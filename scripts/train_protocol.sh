@@ -113,6 +113,10 @@
 #                 --prior-lr 0.006 --prior-augment-mirror 0.5": 13 x 391 = 5,083 steps rounded up
 #                 to 11 x 469; 44 min, 57 min with the auto-encoder; shipped (test 3.038 bits,
 #                 0.629: fewer bits, less clear samples)
+#             That fit with --prior-input-noise 0.1 added (selection fit 3.1008 bits, best at its
+#                 last epoch; clearer samples on validation, 0.676 against 0.627) with the
+#                 PRIOR_EXTRA above plus --prior-input-noise 0.1: 60 min, 73 min with the
+#                 auto-encoder on a day of 14-25 % hypervisor steal: over the hour, not shipped
 #             refit-prior mnist:   10 epochs x ceil(50,000 / 128) = 3,910 steps
 #                          = 8.3 epochs x ceil(60,000 / 128): 9 epochs, the chosen run's
 #                          --prior-weight-decay 0.1 and no dropout          (about 45 min)

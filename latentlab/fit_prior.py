@@ -13,8 +13,9 @@ The checkpoint is rewritten atomically with the new prior settings in ``config.j
 evaluation numbers are dropped (they described the old prior) and not measured again: the
 new prior meets the test set only in ``python -m latentlab.evaluate``, run on the fit chosen
 on validation (a selection fit that scored itself on test would tempt a choice on test). The
-auto-encoder's test figures (MSE, codebook usage) stay, since it is unchanged. ``train_wall_time_s`` becomes the auto-encoder's
-training time plus the new prior's fitting time, the cost of the model as shipped.
+auto-encoder's test figures (MSE, codebook usage) stay, since it is unchanged.
+``train_wall_time_s`` becomes the auto-encoder's training time plus the new prior's fitting
+time, the cost of the model as shipped.
 
 >>> from models.vqvae import VQVAE, VQVAEConfig
 >>> vq = VQVAE(VQVAEConfig(num_codes=8, code_dim=4, channels=4, prior_dim=16, prior_layers=1,

@@ -383,7 +383,7 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
     from tqdm import tqdm
 
     trainer = Trainer(model, cfg)
-    start, clock = time.time(), CpuClock.start()
+    clock = CpuClock.start()
     bar = tqdm(total=cfg.epochs * trainer.steps_per_epoch, disable=not progress or trainer.rank,
                desc=f"{cfg.model} {cfg.dataset}", mininterval=2.0)
 
@@ -397,7 +397,7 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
         if not progress and trainer.rank == 0:  # one line per epoch for logs and nohup runs
             terms = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if isinstance(v, float))
             print(f"[{cfg.model} {cfg.dataset}] epoch {trainer.epoch}/{cfg.epochs} {terms} "
-                  f"({time.time() - start:.0f}s)", flush=True)
+                  f"({time.time() - clock.wall:.0f}s)", flush=True)
     bar.close()
     chosen_epoch = trainer.restore_best()
     model = unwrap(trainer.model)

@@ -144,56 +144,96 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
     if epochs == 0 or n == 0:
         return out
     total = epochs * math.ceil(n / bs)
-    opt = prior_optimizer(prior, config.prior_lr, config.prior_weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total))
     gen = torch.Generator().manual_seed(seed)
     prior.requires_grad_(True).train()
-    decay = getattr(config, "prior_polyak_decay", 0.0)
-    average = WeightAverage(prior, decay) if decay else None
+    step = _Stepper.for_prior(prior, config, total)
     best: tuple[float, dict] | None = None
     bar = tqdm(total=total, disable=not progress, desc="code prior", mininterval=2.0)
     for epoch in range(1, epochs + 1):
         batch_grids = grids if epoch_grids is None else epoch_grids(epoch)   # (N, 7, 7) or Codes
         order = torch.randperm(n, generator=gen).to(_device_of(grids))
-        nll_sum, count = torch.zeros((), device=_device_of(grids)), 0
-        for idx in order.split(bs):
-            nll = prior.nll_per_code(_take(batch_grids, idx))                # nats per code
-            opt.zero_grad(set_to_none=True)
-            nll.backward()
-            opt.step()
-            sched.step()
-            if average is not None:
-                average.update(prior)
-            nll_sum += nll.detach() * len(idx)
-            count += len(idx)
-            out["steps"] += 1
-            bar.update(1)
-            if should_stop is not None and should_stop():
-                out["stopped"] = True
-                break
-        out["train_bits"] = (nll_sum / count).item() / math.log(2)
+        out["train_bits"] = _fit_epoch(prior, batch_grids, order.split(bs), step, out, bar,
+                                       should_stop)
         if out["stopped"]:  # a part-epoch is not validated: the best whole epoch is kept
             break
         if val_grids is not None and _count(val_grids):
-            val = _validate(prior, val_grids, average)
-            out["val_history"].append({"epoch": epoch, "train_bits_per_code": round(out["train_bits"], 4),
-                                       "val_bits_per_code": round(val, 4)})
-            if average is not None:  # the live weights too: what averaging gained, same run
-                out["val_history"][-1]["val_live_bits_per_code"] = round(_nll_bits(prior, val_grids), 4)
+            val, entry = _validation_entry(prior, val_grids, step.average, epoch, out["train_bits"])
+            out["val_history"].append(entry)
             if best is None or val < best[0]:
-                best = (val, kept_weights(prior, average))
+                best = (val, kept_weights(prior, step.average))
                 out["best_epoch"] = epoch
         bar.set_postfix(bits_per_code=f"{out['train_bits']:.3f}")
     bar.close()
+    _keep(prior, best, step.average, out, epochs)
+    return out
+
+
+@dataclasses.dataclass
+class _Stepper:
+    """The fit's optimizer, learning-rate schedule and optional weight average, stepped as one."""
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    average: WeightAverage | None
+
+    @classmethod
+    def for_prior(cls, prior: torch.nn.Module, config: VQVAEConfig | VQVAE2Config,
+                  total: int) -> _Stepper:
+        opt = prior_optimizer(prior, config.prior_lr, config.prior_weight_decay)
+        decay = getattr(config, "prior_polyak_decay", 0.0)
+        return cls(opt, torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total)),
+                   WeightAverage(prior, decay) if decay else None)
+
+    def __call__(self, prior: torch.nn.Module, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.sched.step()
+        if self.average is not None:
+            self.average.update(prior)
+
+
+def _fit_epoch(prior: torch.nn.Module, grids: Grids, batches: tuple[torch.Tensor, ...],
+               step: _Stepper, out: dict, bar: tqdm,
+               should_stop: Callable[[], bool] | None) -> float:
+    """One pass over ``grids`` in the given index ``batches``: the mean train NLL in bits per
+    code. Counts ``out["steps"]``; sets ``out["stopped"]`` when ``should_stop`` says so."""
+    nll_sum, count = torch.zeros((), device=_device_of(grids)), 0
+    for idx in batches:
+        nll = prior.nll_per_code(_take(grids, idx))                          # nats per code
+        step(prior, nll)
+        nll_sum += nll.detach() * len(idx)
+        count += len(idx)
+        out["steps"] += 1
+        bar.update(1)
+        if should_stop is not None and should_stop():
+            out["stopped"] = True
+            break
+    return (nll_sum / count).item() / math.log(2)
+
+
+def _validation_entry(prior: torch.nn.Module, val_grids: Grids, average: WeightAverage | None,
+                      epoch: int, train_bits: float) -> tuple[float, dict]:
+    """The validation NLL of the kept weights and the epoch's line of ``val_history``."""
+    val = _validate(prior, val_grids, average)
+    entry = {"epoch": epoch, "train_bits_per_code": round(train_bits, 4),
+             "val_bits_per_code": round(val, 4)}
+    if average is not None:  # the live weights too: what averaging gained, same run
+        entry["val_live_bits_per_code"] = round(_nll_bits(prior, val_grids), 4)
+    return val, entry
+
+
+def _keep(prior: torch.nn.Module, best: tuple[float, dict] | None, average: WeightAverage | None,
+          out: dict, epochs: int) -> None:
+    """Load the weights the fit keeps and freeze the prior: the best validated epoch's, else
+    the average of the whole fit (with averaging) or the last weights."""
     if best is not None:
         prior.load_state_dict(best[1])
     else:
-        if average is not None:  # no validation: the average of the whole fit is kept
+        if average is not None:
             prior.load_state_dict(kept_weights(prior, average))
         if not out["stopped"]:
             out["best_epoch"] = epochs
     prior.requires_grad_(False).eval()
-    return out
 
 
 def _replaced(grids: Grids, index: torch.Tensor, new: Grids) -> Grids:

@@ -379,7 +379,7 @@ def train_main(argv: list[str] | None = None) -> Path | None:
 
 def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, command: str,
         progress: bool = True) -> Path | None:
-    """Train for ``cfg.epochs``, evaluate briefly and write the checkpoint (rank 0 only)."""
+    """Train for ``cfg.epochs`` and write the checkpoint (rank 0 only)."""
     from tqdm import tqdm
 
     trainer = Trainer(model, cfg)
@@ -419,8 +419,20 @@ def fit(model: nn.Module, model_cfg, cfg: TrainConfig, out: str | os.PathLike, c
         **validation_summary(trainer, chosen_epoch),
         **extra,
     }
-    metrics.update(quick_metrics(model.eval(), cfg.dataset, kind=cfg.model))
+    metrics.update(quick_test_figures(model, cfg))
     return save_checkpoint(out, model.cpu(), cfg.model, model_cfg, metrics)
+
+
+def quick_test_figures(model: nn.Module, cfg: TrainConfig) -> dict:
+    """Quick test-set numbers, only for a run without a validation split.
+
+    A run with one is a selection run: whatever is chosen from it is chosen on validation, and
+    ``python -m latentlab.evaluate`` scores the chosen model on test once, so the run itself
+    must not look at the test set.
+    """
+    if cfg.val_size:
+        return {"test_scored": False}
+    return quick_metrics(model.eval(), cfg.dataset, kind=cfg.model)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from latentlab import settings
+from latentlab import settings, vq_eval
 from latentlab.checkpoint import load_checkpoint
 from latentlab.train import TrainConfig, Trainer, after_training, train_main
 from models.vae import VAE, VAEConfig
@@ -31,14 +31,16 @@ def test_train_cli_writes_a_loadable_checkpoint(tmp_path, prior):
     m = info.metrics
     assert m["command"].startswith("python -m latentlab.train --dataset mnist")
     assert m["train_config"]["epochs"] == 2 and "cpu" in m["device"] and m["date"]
-    assert m["test_elbo"] < 0 and m["train_wall_time_s"] > 0 and m["train_cpu_time_s"] > 0
+    assert m["train_wall_time_s"] > 0 and m["train_cpu_time_s"] > 0
+    # a run with a validation split is a selection run: it must not look at the test set
+    assert m["val_size"] > 0 and m["test_scored"] is False and "test_elbo" not in m
     assert m["train_steal_share"] is None or 0 <= m["train_steal_share"] <= 1
 
 
 def test_classifier_cli(tmp_path):
     out = tmp_path / "clf"
     train_main(["--dataset", "fashion", "--model", "classifier", "--epochs", "1", "--features", "8",
-                "--out", str(out), *[a for a in TINY if a not in ("--hidden", "16")]])
+                "--val-size", "0", "--out", str(out), *[a for a in TINY if a not in ("--hidden", "16")]])
     _, info = load_checkpoint(out)
     assert 0.0 <= info.metrics["test_accuracy"] <= 1.0
 
@@ -85,9 +87,12 @@ def test_vqvae_cli_trains_fits_the_prior_and_saves_a_loadable_checkpoint(tmp_pat
                 *VQ_FLAGS])
     model, info = load_checkpoint(out)
     assert info.kind == "vqvae" and info.config.num_codes == 16 and info.config.prior_epochs == 1
-    for key in ("prior_train_nll_bits_per_code", "prior_train_wall_time_s", "test_mse",
-                "test_psnr_db", "codebook_usage", "prior_test_nll_bits_per_code"):
+    for key in ("prior_train_nll_bits_per_code", "prior_train_wall_time_s"):
         assert key in info.metrics, key
+    # a selection run (the default validation split): neither stage looked at the test set
+    assert info.metrics["test_scored"] is False
+    assert not [k for k in info.metrics
+                if k.startswith(("test_", "prior_test_")) and k != "test_scored"]
     assert info.metrics["prior_train_grids"] == 256
     assert 0 < info.metrics["prior_train_nll_bits_per_code"] < 2 * math.log2(16)
     assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 28, 28)
@@ -113,7 +118,7 @@ def test_after_training_fits_a_vqvae_prior_and_nothing_else():
 def test_new_vae_variants_train_and_get_quick_metrics(tmp_path, posterior, prior):
     out = tmp_path / posterior
     train_main(["--model", "vae", "--posterior", posterior, "--prior", prior, "--latent-dim", "3",
-                "--categories", "4", "--epochs", "1", "--out", str(out), *TINY])
+                "--categories", "4", "--epochs", "1", "--val-size", "0", "--out", str(out), *TINY])
     _, info = load_checkpoint(out)
     key = "test_rec_nll" if posterior == "deterministic" else "test_elbo"
     assert info.config.posterior == posterior and info.metrics[key] != 0
@@ -191,9 +196,11 @@ def test_two_level_vqvae_cli_trains_both_levels_and_fits_the_hierarchical_prior(
     assert {"perplexity_top", "perplexity_bottom", "val_recon"} <= set(m["final_epoch"])
     assert m["val_chosen_epoch"] in (1, 2) and m["prior_train_grids"] == 256
     assert m["prior_val_grids"] == 128
+    assert m["test_scored"] is False  # a selection run: latentlab.evaluate scores test later
+    scored = vq_eval.reconstruction_metrics(model, "mnist", limit=256)
     for level, k in (("top", 4), ("bottom", 16)):
-        assert 0 < m[f"{level}_codebook_usage"] <= 1
-        assert m[f"uniform_prior_nll_bits_per_code_{level}"] == math.log2(k)
+        assert 0 < scored[f"{level}_codebook_usage"] <= 1
+        assert scored[f"uniform_prior_nll_bits_per_code_{level}"] == math.log2(k)
     assert model.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 1, 28, 28)
 
 

@@ -116,7 +116,13 @@
 #             That fit with --prior-input-noise 0.1 added (selection fit 3.1008 bits, best at its
 #                 last epoch; clearer samples on validation, 0.676 against 0.627) with the
 #                 PRIOR_EXTRA above plus --prior-input-noise 0.1: 60 min, 73 min with the
-#                 auto-encoder on a day of 14-25 % hypervisor steal: over the hour, not shipped
+#                 auto-encoder on a day of 14-25 % hypervisor steal, and 54 min, 67 min with it,
+#                 on a quiet machine (the same weights): over the hour, not shipped. Rounded
+#                 down to fit it, chosen by `scripts/val_samples.py --choose 0.65`:
+#                 PRIOR_EXTRA="--prior-layers 6 --prior-epochs 9 --prior-augment-shift 1
+#                 --prior-augment-share 0.3 --prior-augment-epochs 8 --prior-lr 0.006
+#                 --prior-augment-mirror 0.5 --prior-input-noise 0.1": 9 x 469 = 4,221 steps (77 %
+#                 of 5,474); 44 min, 57 min with the auto-encoder; shipped (test 3.131 bits, 0.665)
 #             refit-prior mnist:   10 epochs x ceil(50,000 / 128) = 3,910 steps
 #                          = 8.3 epochs x ceil(60,000 / 128): 9 epochs, the chosen run's
 #                          --prior-weight-decay 0.1 and no dropout          (about 45 min)

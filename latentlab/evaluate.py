@@ -46,8 +46,9 @@ For a classifier: ``test_accuracy`` and ``test_nll`` (cross-entropy, nats). A VQ
 two-level, is scored by ``latentlab.vq_eval.evaluate_vqvae`` (a two-level model's usage and
 bits per code per level carry ``top_`` / ``bottom_`` in their keys). Every run also writes ``eval_command``,
 ``eval_wall_time_s``, ``eval_timings_s``, ``eval_device``, ``eval_date``, ``eval_seed``,
-``eval_n_test`` and ``eval_limit`` (null on the full test set; a number flags a partial
-run); a VAE run also ``eval_binarization_seed`` (the seed of the test set's bits).
+``eval_n_test``, ``eval_limit`` (null on the full test set; a number flags a partial
+run) and ``test_scored: true`` (a selection run's ``false`` from ``latentlab.train`` gives
+way); a VAE run also ``eval_binarization_seed`` (the seed of the test set's bits).
 
 >>> EvalConfig(limit=64).binarization_seed == data.TEST_BINARIZATION_SEED
 True
@@ -325,6 +326,7 @@ def evaluate_checkpoint(folder: str | os.PathLike, cfg: EvalConfig, command: str
         "eval_seed": cfg.seed,
         "eval_n_test": min(cfg.limit, n_full) if cfg.limit else n_full,
         "eval_limit": cfg.limit or None,
+        "test_scored": True,
     })
     update_metrics(info.path, new)
     return new

@@ -432,7 +432,7 @@ def quick_test_figures(model: nn.Module, cfg: TrainConfig) -> dict:
     """
     if cfg.val_size:
         return {"test_scored": False}
-    return quick_metrics(model.eval(), cfg.dataset, kind=cfg.model)
+    return {**quick_metrics(model.eval(), cfg.dataset, kind=cfg.model), "test_scored": True}
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ def test_evaluate_cli_writes_vae_metrics(tmp_path, classifier_dir, prior):
     new = evaluate_main([str(out), *QUICK, "--classifier", str(classifier_dir)])
     m = read_metrics(out)
     assert m["command"].startswith("python -m latentlab.train")      # training's keys survive
+    assert m["val_size"] > 0 and m["test_scored"] is True  # the selection run's false gives way
     for key in ("test_elbo", "test_rec_nll", "test_kl", "test_nll_iwae", "elbo_surgery",
                 "active_units", "active_unit_variances", "kl_per_dim", "sample_quality"):
         assert m[key] == new[key], key

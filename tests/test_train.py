@@ -42,7 +42,7 @@ def test_classifier_cli(tmp_path):
     train_main(["--dataset", "fashion", "--model", "classifier", "--epochs", "1", "--features", "8",
                 "--val-size", "0", "--out", str(out), *[a for a in TINY if a not in ("--hidden", "16")]])
     _, info = load_checkpoint(out)
-    assert 0.0 <= info.metrics["test_accuracy"] <= 1.0
+    assert 0.0 <= info.metrics["test_accuracy"] <= 1.0 and info.metrics["test_scored"] is True
 
 
 @pytest.mark.parametrize("polyak", [0.0, 0.9])

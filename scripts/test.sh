@@ -20,6 +20,14 @@ if [ ! -x /usr/bin/chromium ]; then
   if [ "$(id -u)" = 0 ]; then s=""; else s="sudo"; fi
   $s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $s apt-get install -y -qq chromium >/dev/null
 fi
-export LATENT_LAB_DATA="${LATENT_LAB_DATA:-$(pwd)/../shared/datasets}"
+# the data sets: $LATENT_LAB_DATA, else ../shared/datasets beside this checkout, else beside the
+# local repository this one was cloned from (so a throw-away clone in /tmp finds them too)
+data="${LATENT_LAB_DATA:-$(pwd)/../shared/datasets}"
+origin=$(git remote get-url origin 2>/dev/null || true)
+if [ -z "${LATENT_LAB_DATA:-}" ] && [ ! -d "$data" ] && [ -n "$origin" ] \
+    && [ -d "$origin/../shared/datasets" ]; then
+  data=$(cd "$origin/../shared/datasets" && pwd)
+fi
+export LATENT_LAB_DATA="$data"
 "$venv/bin/ruff" check .
 exec "$venv/bin/python" -m pytest -q "$@"

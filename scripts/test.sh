@@ -22,12 +22,13 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 # the data sets: $LATENT_LAB_DATA, else ../shared/datasets beside this checkout, else beside the
 # local repository this one was cloned from (so a throw-away clone in /tmp finds them too)
-data="${LATENT_LAB_DATA:-$(pwd)/../shared/datasets}"
-origin=$(git remote get-url origin 2>/dev/null || true)
-if [ -z "${LATENT_LAB_DATA:-}" ] && [ ! -d "$data" ] && [ -n "$origin" ] \
-    && [ -d "$origin/../shared/datasets" ]; then
-  data=$(cd "$origin/../shared/datasets" && pwd)
+if [ -z "${LATENT_LAB_DATA:-}" ]; then
+  LATENT_LAB_DATA="$(pwd)/../shared/datasets"
+  origin=$(git remote get-url origin 2>/dev/null || true)
+  if [ ! -d "$LATENT_LAB_DATA" ] && [ -n "$origin" ] && [ -d "$origin/../shared/datasets" ]; then
+    LATENT_LAB_DATA=$(cd "$origin/../shared/datasets" && pwd)
+  fi
 fi
-export LATENT_LAB_DATA="$data"
+export LATENT_LAB_DATA
 "$venv/bin/ruff" check .
 exec "$venv/bin/python" -m pytest -q "$@"

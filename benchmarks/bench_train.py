@@ -4,6 +4,7 @@ The code priors are timed on random 7x7 grids (one grid = one image): the small 
 training command and Train tab fit, and the wider one the shipped VQ-VAEs carry.
 
     python benchmarks/bench_train.py [--repeats 5] [--steps 20] [--batch-size 128] [--json out.json]
+                                     [--only "code prior"]
 
 Each repeat times ``--steps`` optimizer steps of the real training step function (the same
 ``latentlab.train.STEPS`` the trainer uses) on random batches of the real shapes, after two
@@ -44,23 +45,26 @@ def model_specs() -> dict[str, tuple[str, object]]:
     specs["code prior 128x6"] = ("code_prior", (128, 6))  # the shipped priors (fit_prior)
     # the same with AdamW's per-tensor loop: what fit_prior used before its fused optimizer
     specs["code prior 128x6 unfused"] = ("code_prior", (128, 6, False))
+    # bf16 autocast (--prior-bf16 yes): AMX matmuls on this repository's Xeon
+    specs["code prior 128x6 bf16"] = ("code_prior", (128, 6, True, True))
     return specs
 
 
 def _prior_step(config: tuple, batch_size: int, device: torch.device):
-    """One maximum-likelihood step of a code prior (dim, layers[, fused]) on random grids,
-    with the optimizer ``latentlab.fit_prior`` builds."""
+    """One maximum-likelihood step of a code prior (dim, layers[, fused[, bf16]]) on random
+    grids, with the optimizer and precision ``latentlab.fit_prior`` uses."""
     from latentlab.fit_prior import prior_optimizer
     from models.code_prior import TransformerCodePrior
 
     num_codes = MODEL_KINDS["vqvae"][0]().num_codes
-    dim, layers, *fused = config
+    dim, layers, fused, bf16 = (*config, True, False)[:4]
     prior = TransformerCodePrior(num_codes, dim, layers).to(device).train()
-    opt = prior_optimizer(prior, lr=1e-3, weight_decay=0.01, fused=fused[0] if fused else True)
+    opt = prior_optimizer(prior, lr=1e-3, weight_decay=0.01, fused=fused)
     grids = torch.randint(num_codes, (batch_size, 7, 7), device=device)  # (B, 7, 7)
 
     def step():
-        loss = prior.nll_per_code(grids)  # the loss latentlab.fit_prior minimises
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss = prior.nll_per_code(grids)  # the loss latentlab.fit_prior minimises
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -109,6 +113,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--only", default="", help="only the models whose name contains this")
     args = p.parse_args()
     device = pick_device(args.device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -117,6 +122,8 @@ def main() -> None:
     print(f"{'model':<26} {'images/s (median)':>18} {'min':>8} {'max':>8}  s/epoch (60k)")
     results = {}
     for name, (kind, cfg) in model_specs().items():
+        if args.only not in name:
+            continue
         runs = [time_steps(kind, cfg, args.steps, args.batch_size, device) for _ in range(args.repeats)]
         med = statistics.median(runs)
         results[name] = {"median_images_per_s": med, "runs": runs}

@@ -46,6 +46,7 @@ from latentlab import data, settings
 from latentlab.augment import mirror_symmetric_classes, shift_images
 from latentlab.averaging import WeightAverage, kept_weights
 from latentlab.checkpoint import load_checkpoint, save_checkpoint
+from latentlab.cli_flags import str2bool
 from latentlab.cpuclock import CpuClock
 from latentlab.errors import CheckpointError, InputError
 from models.vqvae import VQVAE, VQVAEConfig
@@ -54,7 +55,7 @@ from models.vqvae2 import VQVAE2, Codes, VQVAE2Config
 PRIOR_FIELDS = ("prior_dim", "prior_layers", "prior_heads", "prior_dropout", "prior_epochs",
                 "prior_lr", "prior_weight_decay", "prior_batch_size", "prior_augment_shift",
                 "prior_augment_share", "prior_augment_epochs", "prior_augment_rotate",
-                "prior_augment_mirror", "prior_polyak_decay", "prior_input_noise")
+                "prior_augment_mirror", "prior_polyak_decay", "prior_input_noise", "prior_bf16")
 # metrics that describe the prior being replaced; evaluate writes them afresh
 STALE_PREFIXES = ("learned_prior_", "prior_test_nll", "prior_val_", "prior_chosen_epoch",
                   "prior_selected_on_validation")
@@ -129,8 +130,9 @@ def fit_code_prior(prior: torch.nn.Module, grids: Grids, config: VQVAEConfig | V
     was validated, else the current ones); ``stopped`` and ``steps`` in the result say so.
 
     ``config`` gives ``prior_epochs``, ``prior_lr``, ``prior_weight_decay``,
-    ``prior_batch_size`` and ``prior_polyak_decay`` (> 0: an EMA of the weights is what is
-    validated and kept, Polyak averaging; the optimizer's path is the same). AdamW with a
+    ``prior_batch_size``, ``prior_polyak_decay`` (> 0: an EMA of the weights is what is
+    validated and kept, Polyak averaging; the optimizer's path is the same) and
+    ``prior_bf16`` (the training steps' matmuls in bf16; validation stays fp32). AdamW with a
     cosine decay to 5 % of the rate; grids are shuffled every epoch by a ``seed``-ed
     generator. With validation grids the weights of the epoch with the lowest validation NLL
     are kept (the number of epochs is chosen on validation, never on test). The prior's
@@ -174,6 +176,7 @@ class _Stepper:
     opt: torch.optim.Optimizer
     sched: torch.optim.lr_scheduler.LambdaLR
     average: WeightAverage | None
+    bf16: bool = False
 
     @classmethod
     def for_prior(cls, prior: torch.nn.Module, config: VQVAEConfig | VQVAE2Config,
@@ -181,7 +184,13 @@ class _Stepper:
         opt = prior_optimizer(prior, config.prior_lr, config.prior_weight_decay)
         decay = getattr(config, "prior_polyak_decay", 0.0)
         return cls(opt, torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total)),
-                   WeightAverage(prior, decay) if decay else None)
+                   WeightAverage(prior, decay) if decay else None,
+                   getattr(config, "prior_bf16", False))
+
+    def precision(self, device: torch.device) -> torch.autocast:
+        """The loss's forward pass in bf16 autocast when the config asks for it (the backward
+        pass follows its dtypes; weights and optimizer stay fp32)."""
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def __call__(self, prior: torch.nn.Module, loss: torch.Tensor) -> None:
         self.opt.zero_grad(set_to_none=True)
@@ -197,9 +206,11 @@ def _fit_epoch(prior: torch.nn.Module, grids: Grids, batches: tuple[torch.Tensor
                should_stop: Callable[[], bool] | None) -> float:
     """One pass over ``grids`` in the given index ``batches``: the mean train NLL in bits per
     code. Counts ``out["steps"]``; sets ``out["stopped"]`` when ``should_stop`` says so."""
-    nll_sum, count = torch.zeros((), device=_device_of(grids)), 0
+    device = _device_of(grids)
+    nll_sum, count = torch.zeros((), device=device), 0
     for idx in batches:
-        nll = prior.nll_per_code(_take(grids, idx))                          # nats per code
+        with step.precision(device):
+            nll = prior.nll_per_code(_take(grids, idx))                      # nats per code
         step(prior, nll)
         nll_sum += nll.detach() * len(idx)
         count += len(idx)
@@ -385,7 +396,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-progress", action="store_true")
     defaults = {f.name: f.default for f in dataclasses.fields(VQVAEConfig)}
     for name in PRIOR_FIELDS:  # unset flags keep the checkpoint's own value
-        p.add_argument("--" + name.replace("_", "-"), type=type(defaults[name]), default=None)
+        kind = type(defaults[name])
+        p.add_argument("--" + name.replace("_", "-"), default=None,
+                       type=str2bool if kind is bool else kind)
     return p.parse_args(argv)
 
 

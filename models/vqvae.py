@@ -113,6 +113,10 @@ class VQVAEConfig:
     # the chance that each code the prior is given as context while fitting is replaced by a
     # random one (targets stay clean; evaluation and sampling see clean grids): 0 = none
     prior_input_noise: float = 0.0
+    # fit the prior's matmuls in bf16 (autocast; weights, optimizer and evaluation stay fp32):
+    # on a CPU with AMX (this repository's 2-core Xeon) a fitting step takes about 2/3 of
+    # fp32's time (benchmarks/bench_prior_step.py), so more epochs fit in the CPU hour
+    prior_bf16: bool = False
 
     def __post_init__(self):
         if self.grid_size != 7:

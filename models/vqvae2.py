@@ -125,6 +125,7 @@ class VQVAE2Config:
     prior_augment_mirror: float = 0.0  # and mirrored with this chance, if its class allows
     prior_polyak_decay: float = 0.0  # > 0: the prior kept is an EMA of its weights (Polyak)
     prior_input_noise: float = 0.0   # the VQ-VAE's option; not available here (see below)
+    prior_bf16: bool = False         # fit the prior's matmuls in bf16 (as the VQ-VAE's)
 
     def __post_init__(self):
         if self.prior_input_noise:  # its one vocabulary mixes two codebooks, so a random

@@ -117,6 +117,41 @@ def test_input_noise_holds_a_prior_back_from_memorising_its_grids(tmp_path):
         VQVAE2Config(prior_input_noise=0.1)
 
 
+def test_a_bf16_fit_runs_its_matmuls_in_bf16_and_learns_as_the_fp32_fit_does(tmp_path):
+    """``prior_bf16``: the training steps' linear layers compute in bf16 while the weights,
+    the optimizer and validation stay fp32, and the fit ends where the fp32 one does (up to
+    bf16 rounding); the flag parses as a yes/no and reaches the config."""
+    from latentlab.fit_prior import parse_args
+    from models.vqvae2 import VQVAE2Config
+    grids = torch.randint(16, (128, 1, 1), generator=torch.Generator().manual_seed(4))
+    grids = grids.expand(128, 7, 7).contiguous()                        # constant grids
+    results = {}
+    for bf16 in (False, True):
+        cfg = VQVAEConfig(**(TINY | {"prior_epochs": 6, "prior_batch_size": 32, "prior_lr": 1e-2,
+                                     "prior_bf16": bf16}))
+        torch.manual_seed(0)
+        prior = TransformerCodePrior(16, cfg.prior_dim, cfg.prior_layers, cfg.prior_heads)
+        seen = set()
+        prior.head.register_forward_hook(
+            lambda m, i, out, seen=seen: seen.add((m.training, out.dtype)))
+        fit = fit_code_prior(prior, grids, cfg, seed=0, val_grids=grids[:32])
+        results[bf16] = (fit, prior_nll_bits_per_code(prior, grids))
+        assert {p.dtype for p in prior.parameters()} == {torch.float32}
+        assert (True, torch.bfloat16 if bf16 else torch.float32) in seen  # training steps
+        assert (False, torch.bfloat16) not in seen                        # validation: fp32
+    (fit32, bits32), (fit16, bits16) = results[False], results[True]
+    assert bits16 < 0.5 * math.log2(16) and bits32 < 0.5 * math.log2(16)  # both learned
+    assert fit16["train_bits"] == pytest.approx(fit32["train_bits"], abs=0.1)
+    assert bits16 == pytest.approx(bits32, abs=0.1)
+    assert fit16["train_bits"] != fit32["train_bits"]                    # not the fp32 path
+    assert parse_args([str(tmp_path), "--prior-bf16", "yes"]).prior_bf16 is True
+    assert parse_args([str(tmp_path), "--prior-bf16", "0"]).prior_bf16 is False
+    assert parse_args([str(tmp_path)]).prior_bf16 is None                 # the checkpoint's own
+    with pytest.raises(SystemExit):
+        parse_args([str(tmp_path), "--prior-bf16", "maybe"])
+    assert VQVAE2Config(prior_bf16=True).prior_bf16
+
+
 def test_validation_chooses_the_epoch_with_the_lowest_validation_nll():
     """Train on one kind of grid, validate on another: later epochs fit the training grids
     better and the validation grids worse, so an early epoch must be kept."""

@@ -50,6 +50,16 @@ def model_specs() -> dict[str, tuple[str, object]]:
     return specs
 
 
+def prior_settings(config: tuple) -> tuple[int, int, bool, bool]:
+    """A code-prior spec (dim, layers[, fused[, bf16]]) with its defaults filled in.
+
+    >>> prior_settings((128, 6)), prior_settings((128, 6, False))
+    ((128, 6, True, False), (128, 6, False, False))
+    """
+    dim, layers, *flags = config
+    return (dim, layers, *flags, *(True, False)[len(flags):])
+
+
 def _prior_step(config: tuple, batch_size: int, device: torch.device):
     """One maximum-likelihood step of a code prior (dim, layers[, fused[, bf16]]) on random
     grids, with the optimizer and precision ``latentlab.fit_prior`` uses."""
@@ -57,7 +67,7 @@ def _prior_step(config: tuple, batch_size: int, device: torch.device):
     from models.code_prior import TransformerCodePrior
 
     num_codes = MODEL_KINDS["vqvae"][0]().num_codes
-    dim, layers, fused, bf16 = (*config, True, False)[:4]
+    dim, layers, fused, bf16 = prior_settings(config)
     prior = TransformerCodePrior(num_codes, dim, layers).to(device).train()
     opt = prior_optimizer(prior, lr=1e-3, weight_decay=0.01, fused=fused)
     grids = torch.randint(num_codes, (batch_size, 7, 7), device=device)  # (B, 7, 7)

@@ -28,3 +28,12 @@ def test_bench_app_times_every_view_on_tiny_checkpoints(capsys):
             "latent space tab, first view"} <= actions
     assert all(wall > 0 and cpu >= 0 for _, _, (wall, cpu), _ in rows)
     assert "TINY RANDOM" in capsys.readouterr().out
+
+
+def test_each_code_prior_row_times_the_settings_its_name_says():
+    specs = bench_train.model_specs()
+    settings = {name: bench_train.prior_settings(cfg) for name, (kind, cfg) in specs.items()
+                if kind == "code_prior"}
+    assert settings["code prior 128x6"] == (128, 6, True, False)
+    assert settings["code prior 128x6 unfused"] == (128, 6, False, False)
+    assert settings["code prior 128x6 bf16"] == (128, 6, True, True)

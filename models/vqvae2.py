@@ -40,12 +40,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.blocks import Block, run_blocks
 from models.code_prior import (
-    _Block,
     _check_temperature,
     check_augment,
     choose_prior,
-    run_blocks,
     sample_categorical,
 )
 from models.nets import conv_down, conv_up
@@ -179,7 +178,7 @@ class HierarchicalCodePrior(nn.Module):
         self.tok = nn.Embedding(top_codes + num_codes + 1, dim)
         self.pos = nn.Parameter(torch.zeros(TOP_CELLS + CELLS, dim))
         nn.init.normal_(self.pos, std=0.02)
-        self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(layers))
+        self.blocks = nn.ModuleList(Block(dim, heads, dropout) for _ in range(layers))
         self.ln = nn.LayerNorm(dim)
         self.head_top = nn.Linear(dim, top_codes)
         self.head_bottom = nn.Linear(dim, num_codes)

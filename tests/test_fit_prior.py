@@ -118,9 +118,8 @@ def test_input_noise_holds_a_prior_back_from_memorising_its_grids(tmp_path):
 
 
 def test_a_bf16_fit_runs_its_matmuls_in_bf16_and_learns_as_the_fp32_fit_does(tmp_path):
-    """``prior_bf16``: the training steps' linear layers compute in bf16 while the weights,
-    the optimizer and validation stay fp32, and the fit ends where the fp32 one does (up to
-    bf16 rounding); the flag parses as a yes/no and reaches the config."""
+    """``prior_bf16``: training steps compute in bf16, weights and validation stay fp32, and
+    the fit ends where the fp32 one does; the flag parses as a yes/no."""
     from latentlab.fit_prior import parse_args
     from models.vqvae2 import VQVAE2Config
     grids = torch.randint(16, (128, 1, 1), generator=torch.Generator().manual_seed(4))
@@ -140,9 +139,8 @@ def test_a_bf16_fit_runs_its_matmuls_in_bf16_and_learns_as_the_fp32_fit_does(tmp
         assert (True, torch.bfloat16 if bf16 else torch.float32) in seen  # training steps
         assert (False, torch.bfloat16) not in seen                        # validation: fp32
     (fit32, bits32), (fit16, bits16) = results[False], results[True]
-    assert bits16 < 0.5 * math.log2(16) and bits32 < 0.5 * math.log2(16)  # both learned
+    assert max(bits16, bits32) < 0.5 * math.log2(16) and abs(bits16 - bits32) < 0.1
     assert fit16["train_bits"] == pytest.approx(fit32["train_bits"], abs=0.1)
-    assert bits16 == pytest.approx(bits32, abs=0.1)
     assert fit16["train_bits"] != fit32["train_bits"]                    # not the fp32 path
     assert parse_args([str(tmp_path), "--prior-bf16", "yes"]).prior_bf16 is True
     assert parse_args([str(tmp_path), "--prior-bf16", "0"]).prior_bf16 is False

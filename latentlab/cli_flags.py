@@ -20,6 +20,16 @@ def str2bool(v: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {v!r}")
 
 
+def flag_type(kind: type):
+    """The argparse ``type`` for a field of type ``kind``: a yes/no parser for a bool
+    (``bool("no")`` would be True), else ``kind`` itself.
+
+    >>> flag_type(bool)("no"), flag_type(float)("0.1")
+    (False, 0.1)
+    """
+    return str2bool if kind is bool else kind
+
+
 def add_config_flags(p: argparse.ArgumentParser, config_cls: type, defaults: bool,
                      seen: set[str]) -> set[str]:
     """Add a flag per primitive field of ``config_cls`` not in ``seen``; returns the names added.
@@ -36,7 +46,7 @@ def add_config_flags(p: argparse.ArgumentParser, config_cls: type, defaults: boo
             continue
         seen.add(f.name)
         added.add(f.name)
-        p.add_argument("--" + f.name.replace("_", "-"), type=str2bool if kind is bool else kind,
+        p.add_argument("--" + f.name.replace("_", "-"), type=flag_type(kind),
                        default=f.default if defaults else None)
     return added
 

@@ -46,7 +46,7 @@ from latentlab import data, settings
 from latentlab.augment import mirror_symmetric_classes, shift_images
 from latentlab.averaging import WeightAverage, kept_weights
 from latentlab.checkpoint import load_checkpoint, save_checkpoint
-from latentlab.cli_flags import str2bool
+from latentlab.cli_flags import flag_type
 from latentlab.cpuclock import CpuClock
 from latentlab.errors import CheckpointError, InputError
 from models.vqvae import VQVAE, VQVAEConfig
@@ -396,9 +396,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-progress", action="store_true")
     defaults = {f.name: f.default for f in dataclasses.fields(VQVAEConfig)}
     for name in PRIOR_FIELDS:  # unset flags keep the checkpoint's own value
-        kind = type(defaults[name])
-        p.add_argument("--" + name.replace("_", "-"), default=None,
-                       type=str2bool if kind is bool else kind)
+        p.add_argument("--" + name.replace("_", "-"), type=flag_type(type(defaults[name])),
+                       default=None)
     return p.parse_args(argv)
 
 

@@ -115,7 +115,7 @@ class VQVAEConfig:
     prior_input_noise: float = 0.0
     # fit the prior's matmuls in bf16 (autocast; weights, optimizer and evaluation stay fp32):
     # on a CPU with AMX (this repository's 2-core Xeon) a fitting step takes about 2/3 of
-    # fp32's time (benchmarks/bench_prior_step.py), so more epochs fit in the CPU hour
+    # fp32's time (benchmarks/bench_train.py), so more epochs fit in the CPU hour
     prior_bf16: bool = False
 
     def __post_init__(self):
